@@ -1,0 +1,168 @@
+//! [`TcpListener`]: accepts TCP connections.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use reveille_reactor::{Direction, IoSource};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::addr::{each_addr, ToSocketAddrs};
+use crate::tcp::TcpStream;
+
+/// The listen backlog: how many connections the kernel queues for `accept`.
+/// 1024 is what tokio and mio use; the kernel clamps it to
+/// `net.core.somaxconn` (4096 on current Linux). Too small a queue makes a
+/// burst of connects wait for SYN retransmits, which shows up as one-second
+/// stalls under load.
+pub const DEFAULT_BACKLOG: i32 = 1024;
+
+/// A TCP socket listening for connections.
+///
+/// # Examples
+///
+/// An echo server that serves each connection in its own task:
+///
+/// ```no_run
+/// use futures_util::io::AsyncReadExt;
+/// use reveille_net::TcpListener;
+///
+/// reveille_reactor::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:7878").await?;
+///     loop {
+///         let (stream, _peer) = listener.accept().await?;
+///         reveille_reactor::spawn(async move {
+///             let (reader, mut writer) = (&stream, &stream);
+///             futures_util::io::copy(reader, &mut writer).await
+///         });
+///     }
+/// # #[allow(unreachable_code)]
+/// # Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    io: IoSource<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` and listens, with `SO_REUSEADDR` (so a restarted server
+    /// can bind while old connections sit in `TIME_WAIT`) and a backlog of
+    /// [`DEFAULT_BACKLOG`]. Each address is tried in turn; the last error is
+    /// returned if none works.
+    ///
+    /// # Errors
+    ///
+    /// A malformed address (`InvalidInput`), an address in use
+    /// (`AddrInUse`), no runtime on this thread, or no file descriptor left.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG).await
+    }
+
+    /// [`bind`](TcpListener::bind) with a backlog of your choosing.
+    pub async fn bind_with_backlog(
+        addr: impl ToSocketAddrs,
+        backlog: i32,
+    ) -> io::Result<TcpListener> {
+        each_addr(
+            &addr,
+            |addr| async move { TcpListener::bind_one(addr, backlog) },
+        )
+        .await
+    }
+
+    fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        // socket2 opens it close-on-exec.
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(backlog)?;
+        let listener = mio::net::TcpListener::from_std(socket.into());
+        Ok(TcpListener {
+            io: IoSource::new(listener)?,
+        })
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// Accepted sockets are non-blocking and close-on-exec from the start
+    /// (`accept4`, one syscall per connection).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future loses no connection: one is only taken from the
+    /// kernel's queue inside a poll that returns it.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `accept4` reports, unchanged: notably `EMFILE`/`ENFILE` when
+    /// the process or system is out of file descriptors. The listener stays
+    /// usable; the connection stays queued in the kernel, so a server should
+    /// back off briefly (not retry in a tight loop) and accept again once
+    /// descriptors free up.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a connection; see [`accept`](TcpListener::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (stream, peer) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(TcpStream::from_mio(stream).map(|stream| (stream, peer)))
+    }
+
+    /// A stream of incoming connections: [`accept`](TcpListener::accept) in a
+    /// loop, without the peer addresses.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address this listener is bound to (with the real port if it was
+    /// bound to port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// The stream of [`TcpListener::incoming`]. It never ends; each error is one
+/// item, after which the stream goes on accepting.
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let accepted = ready!(self.listener.poll_accept(cx));
+        Poll::Ready(Some(accepted.map(|(stream, _)| stream)))
+    }
+}

@@ -1,0 +1,7 @@
+//! TCP: [`TcpListener`] accepts, [`TcpStream`] carries bytes.
+
+mod listener;
+mod stream;
+
+pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
+pub use stream::TcpStream;

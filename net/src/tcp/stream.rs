@@ -1,0 +1,364 @@
+//! [`TcpStream`]: a TCP connection, with futures-io `AsyncRead`/`AsyncWrite`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use reveille_reactor::{Direction, IoSource};
+use socket2::SockRef;
+
+use crate::addr::{each_addr, ToSocketAddrs};
+
+/// A TCP connection.
+///
+/// Reads and writes go through [`AsyncRead`] and [`AsyncWrite`] (use the
+/// extension traits of `futures-util` or `futures-lite` for `read`,
+/// `write_all` and friends). Both traits are implemented for `&TcpStream`
+/// too, so one task can read while another writes, without a lock or a
+/// split:
+///
+/// ```no_run
+/// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+/// use reveille_net::TcpStream;
+///
+/// reveille_reactor::block_on(async {
+///     let stream = TcpStream::connect("127.0.0.1:7878").await?;
+///     // An awaited send: other tasks run while the kernel's buffer is full.
+///     (&stream).write_all(b"hello\n").await?;
+///     let mut reply = [0; 6];
+///     (&stream).read_exact(&mut reply).await?;
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Signals
+///
+/// Writes use `send`/`sendmsg` with `MSG_NOSIGNAL`: writing to a connection
+/// the peer has closed or reset returns `BrokenPipe` or `ConnectionReset`
+/// and never raises `SIGPIPE`, whatever the process's signal disposition.
+///
+/// # Cancellation
+///
+/// Every future and `poll_*` method here is safe to drop at any point. A read
+/// dropped before it returned loses nothing (no bytes were taken from the
+/// kernel). A write returns how many bytes the kernel took as soon as it took
+/// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
+/// have sent a prefix of its buffer, and the caller cannot know how much.
+pub struct TcpStream {
+    io: IoSource<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each address in turn and returning the last
+    /// error if none accepts.
+    ///
+    /// The connect is non-blocking: the task waits for the socket to become
+    /// writable, then reads `SO_ERROR`, so a refused connection is an error of
+    /// kind [`ConnectionRefused`](io::ErrorKind::ConnectionRefused), and
+    /// other tasks run while the handshake is in flight.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future closes the half-open socket.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(&addr, TcpStream::connect_one).await
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        // mio opens the socket non-blocking and close-on-exec, and treats
+        // EINPROGRESS as success.
+        let socket = mio::net::TcpStream::connect(addr)?;
+        // Nothing can be ready yet: wait for the kernel's first event rather
+        // than spend a getsockopt learning "not yet".
+        let stream = TcpStream {
+            io: IoSource::new_unready(socket)?,
+        };
+        poll_fn(|cx| {
+            stream.io.poll_io(cx, Direction::Write, |socket| {
+                if let Some(error) = socket.take_error()? {
+                    return Err(error);
+                }
+                // Writable with no error can still be a spurious wakeup; only
+                // a peer address proves the handshake finished (mio's recipe).
+                match socket.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Wraps an accepted mio stream.
+    pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: IoSource::new(stream)?,
+        })
+    }
+
+    /// Adopts a connected standard-library stream, switching it to
+    /// non-blocking mode and registering it with this thread's runtime.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets `TCP_NODELAY`: send small writes at once instead of waiting to
+    /// coalesce them (Nagle's algorithm). Request/response protocols want it.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Shuts down the read side, the write side, or both. After
+    /// `Shutdown::Write` the peer reads EOF once it has read everything sent
+    /// before; we can still read what it sends.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Waits until the stream may be readable. A later
+    /// [`try_read`](TcpStream::try_read) may still say `WouldBlock`.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Read).await.map(drop)
+    }
+
+    /// Waits until the stream may be writable. A later
+    /// [`try_write`](TcpStream::try_write) may still say `WouldBlock`.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Write).await.map(drop)
+    }
+
+    /// Reads what is available now, never waiting: `WouldBlock` if nothing
+    /// is. `Ok(0)` means EOF (or an empty `buf`).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Read, |s| recv(s, buf))
+    }
+
+    /// Like [`try_read`](TcpStream::try_read), into several buffers (`readv`).
+    pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io.try_io(Direction::Read, |s| recv_vectored(s, bufs))
+    }
+
+    /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
+    /// takes nothing.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Write, |s| send(s, buf))
+    }
+
+    /// Like [`try_write`](TcpStream::try_write), from several buffers
+    /// (`sendmsg`).
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io.try_io(Direction::Write, |s| send_vectored(s, bufs))
+    }
+
+    /// Reads without consuming: the next read returns the same bytes. Waits
+    /// until at least one byte (or EOF) is there.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_peek(cx, buf)).await
+    }
+
+    /// Polls for [`peek`](TcpStream::peek).
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+    }
+
+    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
+    }
+
+    fn poll_read_vectored_inner(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Read, |s| recv_vectored(s, bufs))
+    }
+
+    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Write, |s| send(s, buf))
+    }
+
+    fn poll_write_vectored_inner(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Write, |s| send_vectored(s, bufs))
+    }
+
+    /// `poll_close`: shuts the write side down so the peer reads EOF. A
+    /// connection that is already gone (`NotConnected`, after a reset) has no
+    /// write side left to close, which is what was asked, so that is `Ok`.
+    fn close_write(&self) -> Poll<io::Result<()>> {
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            result => Poll::Ready(result),
+        }
+    }
+}
+
+fn recv(socket: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut socket = socket;
+    socket.read(buf)
+}
+
+fn recv_vectored(socket: &mio::net::TcpStream, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    let mut socket = socket;
+    socket.read_vectored(bufs)
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`: a closed peer is an `EPIPE` error, not a
+/// signal that kills the process.
+fn send(socket: &mio::net::TcpStream, buf: &[u8]) -> io::Result<usize> {
+    SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
+}
+
+/// `sendmsg(2)` with `MSG_NOSIGNAL`; `writev` has no flags argument and would
+/// raise `SIGPIPE`.
+fn send_vectored(socket: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+}
+
+impl AsyncRead for &TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_inner(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_inner(cx, bufs)
+    }
+}
+
+impl AsyncWrite for &TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_inner(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_inner(cx, bufs)
+    }
+
+    /// Writes are not buffered in user space: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_write()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_inner(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_inner(cx, bufs)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_inner(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_inner(cx, bufs)
+    }
+
+    /// Writes are not buffered in user space: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_write()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,106 @@
+//! The runtime running on this thread, if any.
+//!
+//! While `block_on` runs, the thread-local below owns the worker's [`Local`]
+//! half (tasks and run queue) and a handle to its [`Shared`] half. That is how
+//! `spawn`, a task's waker and a new socket find their runtime without being
+//! handed one.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::Arc;
+
+use crate::driver::DriverHandle;
+use crate::scheduler::{Local, Shared};
+use crate::task::{BoxFuture, TaskId};
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+pub(crate) struct Current {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) local: Local,
+}
+
+/// Installs `current` as this thread's runtime.
+///
+/// # Panics
+///
+/// If the thread already runs a runtime: blocking inside a task would stall
+/// every other task of that runtime.
+pub(crate) fn enter(current: Current) {
+    CURRENT.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            nested_panic()
+        };
+        if slot.is_some() {
+            nested_panic()
+        }
+        *slot = Some(current);
+    });
+}
+
+/// Panics if this thread already runs a runtime. See [`enter`].
+pub(crate) fn assert_not_entered() {
+    let entered = CURRENT.with(|cell| cell.try_borrow().map_or(true, |slot| slot.is_some()));
+    if entered {
+        nested_panic()
+    }
+}
+
+fn nested_panic() -> ! {
+    panic!(
+        "cannot start a reveille runtime from inside another one: this thread \
+         is already running `block_on`; `.await` the future, or `spawn` it"
+    )
+}
+
+/// Uninstalls this thread's runtime and gives back its local half.
+pub(crate) fn exit() -> Local {
+    CURRENT
+        .with(|cell| cell.borrow_mut().take())
+        .expect("context::exit without enter")
+        .local
+}
+
+/// Runs `f` with this thread's runtime.
+pub(crate) fn with_local<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
+    CURRENT.with(|cell| cell.borrow().as_ref().map(f))
+}
+
+/// Queues `id` on this thread's worker if that worker belongs to `shared`;
+/// returns false if the caller must go through the injection queue.
+pub(crate) fn schedule_local(shared: &Arc<Shared>, id: TaskId) -> bool {
+    CURRENT.with(|cell| match cell.try_borrow() {
+        Ok(current) => match current.as_ref() {
+            Some(current) if Arc::ptr_eq(&current.shared, shared) => {
+                current.local.schedule(id);
+                true
+            }
+            _ => false,
+        },
+        // Mid enter/exit: not a safe time to touch the local queue.
+        Err(_) => false,
+    })
+}
+
+/// Spawns onto this thread's runtime.
+pub(crate) fn spawn(future: BoxFuture) -> Result<(), BoxFuture> {
+    CURRENT.with(|cell| match cell.borrow().as_ref() {
+        Some(current) => {
+            current.local.spawn(future, &current.shared);
+            Ok(())
+        }
+        None => Err(future),
+    })
+}
+
+/// The driver of this thread's runtime, for registering I/O and timers.
+pub(crate) fn driver() -> io::Result<Arc<DriverHandle>> {
+    with_local(|current| current.shared.driver.clone()).ok_or_else(|| {
+        io::Error::other(
+            "no reveille runtime on this thread: create sockets and timers \
+             inside `reveille::block_on` or a task spawned on a reveille runtime",
+        )
+    })
+}

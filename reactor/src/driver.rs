@@ -1,0 +1,218 @@
+//! The I/O driver: one `mio::Poll`, a reused event buffer, and the turn that
+//! takes kernel events to woken tasks.
+//!
+//! A turn is: compute the poll timeout (zero if tasks are waiting to run, else
+//! the next timer deadline), `epoll_wait`, then for each event look the token
+//! up in the [`Slab`], drop it if its generation is stale, set the readiness
+//! bits and collect the wakers; fire expired timers; and only then, with no
+//! lock held, wake everything collected.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::ready::Ready;
+use crate::scheduled_io::ScheduledIo;
+use crate::slab::{Slab, WAKER_TOKEN};
+use crate::time::Timers;
+
+/// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
+/// small enough to stay in cache, and large enough that a server with
+/// thousands of busy sockets drains them in a few calls rather than one call
+/// per handful (mio's own examples use 1024; tokio uses the same figure).
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// The part of the driver that any thread may use: registration, timers,
+/// and waking the driver out of `epoll_wait`.
+#[derive(Debug)]
+pub(crate) struct DriverHandle {
+    registry: mio::Registry,
+    /// Registered sources by token. Locked once per turn by the driver and
+    /// once per register/deregister by I/O objects; never on a read or write.
+    slab: Mutex<Slab>,
+    /// Pending `Sleep` deadlines.
+    pub(crate) timers: Mutex<Timers>,
+    /// Interrupts `epoll_wait` from another thread.
+    waker: mio::Waker,
+    /// Set while the driver is (about to be) blocked in `epoll_wait`, so that
+    /// a wake from another thread pays for the eventfd write only when it has
+    /// to. See [`DriverHandle::unpark`] for the ordering argument.
+    parked: AtomicBool,
+    /// Set when the runtime shuts down: new registrations fail from then on.
+    shut_down: AtomicBool,
+}
+
+impl DriverHandle {
+    /// Registers `source` for both directions, edge-triggered, once for its
+    /// whole life, and returns its slot and token.
+    pub(crate) fn register(
+        &self,
+        source: &mut impl mio::event::Source,
+        initial: Ready,
+    ) -> io::Result<(Arc<ScheduledIo>, mio::Token)> {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(crate::scheduled_io::shutdown_error());
+        }
+        let io = Arc::new(ScheduledIo::new(initial));
+        let token = self.slab().insert(io.clone()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "reveille reactor: no registration slot left",
+            )
+        })?;
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Err(error) = self.registry.register(source, token, interest) {
+            self.slab().remove(token);
+            return Err(error);
+        }
+        Ok((io, token))
+    }
+
+    /// Deregisters `source` and vacates its slot. Called before the fd is
+    /// closed, so the kernel stops reporting it while the number is still
+    /// ours.
+    pub(crate) fn deregister(&self, source: &mut impl mio::event::Source, token: mio::Token) {
+        // After shutdown the Poll is closed and epoll_ctl would fail with
+        // EBADF; the slot is already gone. During normal running a failure
+        // here can only mean the fd is not registered, which leaves nothing to
+        // undo, so the error is deliberately dropped.
+        if !self.shut_down.load(Ordering::Acquire) {
+            let _ = self.registry.deregister(source);
+        }
+        self.slab().remove(token);
+    }
+
+    /// Wakes the driver if it is blocked (or about to block) in `epoll_wait`.
+    ///
+    /// The driver stores `parked = true` *before* it last looks at the run
+    /// queue, the injection queue and the timers; a waker from another thread
+    /// first publishes its work and *then* swaps `parked`. Either the driver's
+    /// last look sees the work, or the swap sees `true` and writes the eventfd.
+    pub(crate) fn unpark(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            // A failing eventfd write means its counter is saturated, which
+            // already guarantees a pending wakeup.
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    fn slab(&self) -> MutexGuard<'_, Slab> {
+        // The slab's methods leave it consistent at every return, so a panic
+        // elsewhere while it was locked does not make it unusable.
+        self.slab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn timers(&self) -> MutexGuard<'_, Timers> {
+        self.timers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The owning side: the `Poll` itself, used only by the thread that runs the
+/// runtime.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    poll: mio::Poll,
+    events: mio::Events,
+    /// Wakers collected during a turn, run after every lock is released. Kept
+    /// between turns so that waking allocates nothing in steady state.
+    wake: Vec<Waker>,
+    handle: Arc<DriverHandle>,
+}
+
+impl Driver {
+    pub(crate) fn new(event_capacity: usize) -> io::Result<Driver> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let handle = Arc::new(DriverHandle {
+            registry: poll.registry().try_clone()?,
+            slab: Mutex::new(Slab::default()),
+            timers: Mutex::new(Timers::default()),
+            waker,
+            parked: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
+        });
+        Ok(Driver {
+            poll,
+            events: mio::Events::with_capacity(event_capacity.max(1)),
+            wake: Vec::new(),
+            handle,
+        })
+    }
+
+    pub(crate) fn handle(&self) -> &Arc<DriverHandle> {
+        &self.handle
+    }
+
+    /// Waits for events (not at all if `may_block` is false, else until the
+    /// next timer deadline or forever) and wakes the tasks they concern.
+    ///
+    /// `has_work` is the caller's last look at its queues, taken after the
+    /// driver has announced that it is parking: if it says there is work, the
+    /// turn does not block.
+    pub(crate) fn turn(
+        &mut self,
+        may_block: bool,
+        has_work: impl FnOnce() -> bool,
+    ) -> io::Result<()> {
+        let timeout = if may_block {
+            self.handle.parked.store(true, Ordering::SeqCst);
+            let next = self.handle.timers().next_deadline();
+            if has_work() {
+                Some(Duration::ZERO)
+            } else {
+                next.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            }
+        } else {
+            Some(Duration::ZERO)
+        };
+        let polled = self.poll.poll(&mut self.events, timeout);
+        self.handle.parked.store(false, Ordering::Relaxed);
+        match polled {
+            Ok(()) => {}
+            // A signal interrupted the wait: an empty turn, not a failure.
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+
+        {
+            let slab = self.handle.slab();
+            for event in &self.events {
+                if event.token() == WAKER_TOKEN {
+                    continue;
+                }
+                // None: the source deregistered after the kernel queued this
+                // event, possibly earlier in this very batch. Its fd may
+                // already belong to someone else; the event is dropped.
+                if let Some(io) = slab.get(event.token()) {
+                    io.set_readiness(Ready::from_event(event), &mut self.wake);
+                }
+            }
+        }
+        self.handle.timers().fire(&mut self.wake);
+        for waker in self.wake.drain(..) {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Marks the driver shut down and fails every registration that is still
+    /// alive, waking its waiters so that none sleeps forever.
+    pub(crate) fn shutdown(&mut self) {
+        self.handle.shut_down.store(true, Ordering::Release);
+        let live: Vec<_> = self.handle.slab().drain().collect();
+        for io in live {
+            io.shutdown(&mut self.wake);
+        }
+        let mut timers = std::mem::take(&mut *self.handle.timers());
+        timers.fire_all(&mut self.wake);
+        for waker in self.wake.drain(..) {
+            waker.wake();
+        }
+    }
+}

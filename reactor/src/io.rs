@@ -1,0 +1,182 @@
+//! [`IoSource`]: the one place where a non-blocking syscall meets readiness.
+//!
+//! Every socket type is a thin wrapper over `IoSource<mio socket>` and routes
+//! every operation through [`IoSource::poll_io`] or [`IoSource::try_io`]:
+//! try the syscall if the direction may be ready; on `WouldBlock`, clear that
+//! direction's readiness (unless an event arrived meanwhile) and wait for the
+//! next edge. No socket type has a loop of its own.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::registration::Registration;
+
+/// A mio source registered with the current thread's runtime.
+///
+/// The source is registered once, edge-triggered, for reading and writing,
+/// when the `IoSource` is created, and deregistered when it drops, before the
+/// source (and its fd) is closed.
+///
+/// # Wakeups
+///
+/// A task that gets `Pending` from [`poll_io`](IoSource::poll_io) or
+/// [`poll_ready`](IoSource::poll_ready) is woken when the kernel next reports
+/// its direction ready, closed, or in error, or when the runtime shuts down
+/// (the poll then fails with an error saying so). A wakeup may be spurious:
+/// the retried syscall may say `WouldBlock` again, in which case the task just
+/// waits again.
+///
+/// # Sharing a direction
+///
+/// Each direction holds one waiting task. One task reading while another
+/// writes is the intended use. If two tasks wait on the *same* direction, the
+/// later one displaces the earlier, which is woken at once so that it never
+/// hangs; both keep working, but they take turns waking each other, so give
+/// each direction one owner.
+pub struct IoSource<T: mio::event::Source> {
+    registration: Registration,
+    io: T,
+}
+
+impl<T: mio::event::Source> IoSource<T> {
+    /// Registers `io` with the runtime running on this thread. The source
+    /// starts "maybe ready" in both directions: its first operation tries the
+    /// syscall instead of waiting for an edge that may already have passed.
+    ///
+    /// # Errors
+    ///
+    /// If no reveille runtime runs on this thread, if it has shut down, or if
+    /// `epoll_ctl` fails. `io` is dropped (closed) in that case.
+    pub fn new(io: T) -> io::Result<IoSource<T>> {
+        IoSource::with_readiness(io, Ready::ALL)
+    }
+
+    /// Like [`new`](IoSource::new), but assumes nothing about readiness: the
+    /// first operation waits for the kernel's first event. For a socket whose
+    /// non-blocking connect is in progress, this saves a syscall that could
+    /// only report "not yet".
+    pub fn new_unready(io: T) -> io::Result<IoSource<T>> {
+        IoSource::with_readiness(io, Ready::EMPTY)
+    }
+
+    fn with_readiness(mut io: T, initial: Ready) -> io::Result<IoSource<T>> {
+        let registration = Registration::new(&mut io, initial)?;
+        Ok(IoSource { registration, io })
+    }
+
+    /// The source itself, for operations that never block (addresses,
+    /// options).
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// Runs `op` when `direction` may be ready, until it stops saying
+    /// `WouldBlock`.
+    ///
+    /// `op` must be a non-blocking syscall (or a few, of which the last decides)
+    /// that returns `WouldBlock` when the kernel has nothing for it: that answer
+    /// is what clears readiness, so an `op` that returns `WouldBlock` for any
+    /// other reason would wait for an edge that never comes. `Interrupted` is
+    /// retried at once.
+    pub fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let event = ready!(self.registration.poll_ready(cx, direction))?;
+            match op(&self.io) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.registration.clear_readiness(event);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Runs `op` once if `direction` may be ready, without ever waiting:
+    /// `WouldBlock` if it is not ready or if `op` says so (which clears the
+    /// readiness, as in [`poll_io`](IoSource::poll_io)).
+    pub fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let event = match self.registration.observe(direction) {
+            Some(observed) => observed?,
+            None => return Err(io::ErrorKind::WouldBlock.into()),
+        };
+        let result = op(&self.io);
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.registration.clear_readiness(event);
+        }
+        result
+    }
+
+    /// Polls for readiness of `direction` without doing any I/O.
+    pub fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        self.registration.poll_ready(cx, direction)
+    }
+
+    /// Waits until `direction` may be ready. After it resolves, an operation
+    /// may still say `WouldBlock` (readiness is a hint); use
+    /// [`try_io`](IoSource::try_io) and wait again in that case.
+    pub fn ready(&self, direction: Direction) -> ReadyFuture<'_, T> {
+        ReadyFuture {
+            source: self,
+            direction,
+        }
+    }
+}
+
+impl<T: mio::event::Source> Drop for IoSource<T> {
+    fn drop(&mut self) {
+        // Before `self.io` drops and closes the fd: a stale event for a
+        // reused fd number must find no registration.
+        self.registration.deregister(&mut self.io);
+    }
+}
+
+impl<T: mio::event::Source + fmt::Debug> fmt::Debug for IoSource<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoSource")
+            .field("io", &self.io)
+            .field("registration", &self.registration)
+            .finish()
+    }
+}
+
+/// The future of [`IoSource::ready`].
+#[must_use = "futures do nothing unless polled"]
+pub struct ReadyFuture<'a, T: mio::event::Source> {
+    source: &'a IoSource<T>,
+    direction: Direction,
+}
+
+impl<T: mio::event::Source> Future for ReadyFuture<'_, T> {
+    type Output = io::Result<Ready>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.source
+            .poll_ready(cx, self.direction)
+            .map_ok(|event| event.ready())
+    }
+}
+
+impl<T: mio::event::Source> fmt::Debug for ReadyFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadyFuture")
+            .field("direction", &self.direction)
+            .finish()
+    }
+}

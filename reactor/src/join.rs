@@ -1,0 +1,275 @@
+//! [`JoinHandle`]: a spawned task's output, its panic, or its cancellation.
+
+use std::any::Any;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::task::BoxFuture;
+
+/// An owned permission to await a spawned task's output.
+///
+/// Awaiting it gives the task's output, or a [`JoinError`] if the task
+/// panicked or was aborted. Dropping it *detaches* the task: it runs on, and
+/// its output is dropped when it finishes.
+///
+/// # Examples
+///
+/// ```
+/// reveille_reactor::block_on(async {
+///     let handle = reveille_reactor::spawn(async { 6 * 7 });
+///     assert_eq!(handle.await.unwrap(), 42);
+/// });
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; bind it to `_` to say so"]
+pub struct JoinHandle<T> {
+    state: Arc<JoinState<T>>,
+}
+
+struct JoinState<T> {
+    /// Set by [`JoinHandle::abort`]; read by the task before each poll. An
+    /// atomic outside the lock so that the task's check costs a load.
+    aborted: AtomicBool,
+    inner: Mutex<Inner<T>>,
+}
+
+struct Inner<T> {
+    /// `Some` once the task finished, until the handle takes it.
+    output: Option<Result<T, JoinError>>,
+    finished: bool,
+    /// Who awaits the handle.
+    join_waker: Option<Waker>,
+    /// The task's own waker, recorded at its first poll, so that `abort` can
+    /// get it polled (and dropped) promptly.
+    task_waker: Option<Waker>,
+}
+
+impl<T> JoinState<T> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        // Every critical section only moves Options in and out.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn complete(&self, output: Result<T, JoinError>) {
+        let waker = {
+            let mut inner = self.lock();
+            if inner.finished {
+                return;
+            }
+            inner.finished = true;
+            inner.output = Some(output);
+            inner.task_waker = None;
+            inner.join_waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Wraps `future` so that it reports to a [`JoinHandle`]: its output, a panic
+/// (caught, so the runtime survives), or cancellation by abort or by being
+/// dropped with its runtime.
+pub(crate) fn task<F>(future: F) -> (BoxFuture, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let state = Arc::new(JoinState {
+        aborted: AtomicBool::new(false),
+        inner: Mutex::new(Inner {
+            output: None,
+            finished: false,
+            join_waker: None,
+            task_waker: None,
+        }),
+    });
+    let handle = JoinHandle {
+        state: state.clone(),
+    };
+    let task = async move {
+        // Declared first, so dropped last: if the task is dropped before it
+        // finishes (runtime shutdown), the handle learns of it only after the
+        // future itself, and the sockets it owned, are gone.
+        let report = Report(state);
+        let output = {
+            let mut future = pin!(future);
+            let mut first_poll = true;
+            poll_fn(|cx| {
+                if first_poll {
+                    first_poll = false;
+                    report.0.lock().task_waker = Some(cx.waker().clone());
+                }
+                if report.0.aborted.load(Ordering::Acquire) {
+                    return Poll::Ready(Err(JoinError::cancelled()));
+                }
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(payload) => Poll::Ready(Err(JoinError::panicked(payload))),
+                }
+            })
+            .await
+            // The inner future is dropped here, before the handle is told.
+        };
+        report.0.complete(output);
+    };
+    (Box::pin(task), handle)
+}
+
+/// Tells the handle "cancelled" if the task is dropped unfinished.
+struct Report<T>(Arc<JoinState<T>>);
+
+impl<T> Drop for Report<T> {
+    fn drop(&mut self) {
+        self.0.complete(Err(JoinError::cancelled()));
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Cancels the task. It is dropped at its next scheduling point (or
+    /// right away, if it is waiting), and awaiting this handle then gives a
+    /// [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled) is
+    /// true, unless it had already finished, in which case its output stays.
+    pub fn abort(&self) {
+        self.state.aborted.store(true, Ordering::Release);
+        let waker = self.state.lock().task_waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether the task has finished (completed, panicked or been
+    /// cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.state.lock().finished
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.state.lock();
+        if let Some(output) = inner.output.take() {
+            return Poll::Ready(output);
+        }
+        if inner.finished {
+            // Only after the output was taken by an earlier poll.
+            panic!("JoinHandle polled after it returned Ready");
+        }
+        match &mut inner.join_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task gave no output: it panicked, or it was cancelled.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    /// The payload sits behind a mutex only to make `JoinError` `Sync` (and so
+    /// convertible to `io::Error`); the message is extracted up front for
+    /// `Display`.
+    Panic {
+        message: String,
+        payload: Mutex<Box<dyn Any + Send + 'static>>,
+    },
+}
+
+impl JoinError {
+    fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a non-string payload".to_owned()
+        };
+        JoinError {
+            repr: Repr::Panic {
+                message,
+                payload: Mutex::new(payload),
+            },
+        }
+    }
+
+    /// Whether the task was cancelled (aborted, or dropped with its runtime).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic { .. })
+    }
+
+    /// The panic's payload, to resume it with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .unwrap_or_else(|_| panic!("JoinError::into_panic on a cancelled task"))
+    }
+
+    /// The panic's payload, or the error back if the task did not panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic { payload, .. } => {
+                Ok(payload.into_inner().unwrap_or_else(|p| p.into_inner()))
+            }
+            repr => Err(JoinError { repr }),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic { message, .. } => write!(f, "task panicked: {message}"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic { message, .. } => write!(f, "JoinError::Panic({message:?})"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(error: JoinError) -> std::io::Error {
+        std::io::Error::other(error)
+    }
+}

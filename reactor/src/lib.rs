@@ -1,0 +1,36 @@
+//! The reactor, executor and runtime under [reveille]: everything that is not
+//! a particular kind of socket.
+//!
+//! * A driver owns one `mio::Poll` (epoll) and turns kernel readiness events
+//!   into woken tasks ([`IoSource`] is how a socket type plugs in).
+//! * An executor runs spawned tasks ([`spawn`], [`JoinHandle`]).
+//! * A [`Runtime`] puts the two on one thread ([`block_on`]).
+//! * Timers ([`sleep`], [`timeout`]) live in the driver.
+//!
+//! Most users want the `reveille` crate, which re-exports this API next to
+//! the socket types.
+//!
+//! [reveille]: https://docs.rs/reveille
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod context;
+mod driver;
+mod io;
+mod join;
+mod ready;
+mod registration;
+mod runtime;
+mod scheduled_io;
+mod scheduler;
+mod slab;
+mod task;
+mod time;
+
+pub use driver::DEFAULT_EVENT_CAPACITY;
+pub use io::{IoSource, ReadyFuture};
+pub use join::{JoinError, JoinHandle};
+pub use ready::{Direction, Ready, ReadyEvent};
+pub use runtime::{block_on, spawn, Builder, Runtime};
+pub use time::{sleep, sleep_until, timeout, Elapsed, Sleep};

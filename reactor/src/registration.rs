@@ -1,0 +1,61 @@
+//! A source's membership in a driver: its slot, its token, and the handle it
+//! deregisters through when it drops.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::context;
+use crate::driver::DriverHandle;
+use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::scheduled_io::ScheduledIo;
+
+pub(crate) struct Registration {
+    driver: Arc<DriverHandle>,
+    io: Arc<ScheduledIo>,
+    token: mio::Token,
+}
+
+impl Registration {
+    /// Registers `source` with the runtime of the current thread, once, for
+    /// both directions, edge-triggered.
+    pub(crate) fn new(
+        source: &mut impl mio::event::Source,
+        initial: Ready,
+    ) -> io::Result<Registration> {
+        let driver = context::driver()?;
+        let (io, token) = driver.register(source, initial)?;
+        Ok(Registration { driver, io, token })
+    }
+
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        self.io.poll_ready(cx, direction)
+    }
+
+    pub(crate) fn observe(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+        self.io.observe(direction)
+    }
+
+    pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
+        self.io.clear_readiness(observed);
+    }
+
+    /// Must run before `source` is closed: see [`DriverHandle::deregister`].
+    pub(crate) fn deregister(&self, source: &mut impl mio::event::Source) {
+        self.driver.deregister(source, self.token);
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("token", &self.token)
+            .field("io", &self.io)
+            .finish()
+    }
+}

@@ -1,0 +1,333 @@
+//! [`Runtime`], its [`Builder`], and the worker loop behind `block_on`.
+//!
+//! A runtime today has one worker: the thread that calls [`Runtime::block_on`]
+//! drives the reactor and runs every spawned task, the way tokio's
+//! `current_thread` runtime and async-io's `block_on` do. Spawned tasks make
+//! progress while some thread is inside `block_on`, and only then.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::context::{self, Current};
+use crate::driver::{Driver, DEFAULT_EVENT_CAPACITY};
+use crate::join::{self, JoinHandle};
+use crate::scheduler::{Injected, Local, Shared};
+use crate::task::{TaskId, TaskWaker};
+
+/// Tasks polled between two looks at the reactor. Without a bound, a few tasks
+/// that keep waking each other would keep the worker from ever calling
+/// `epoll_wait`, and sockets that became ready meanwhile would wait. 61 is
+/// tokio's figure for the same knob (`event_interval`): a prime, so it does
+/// not fall into step with periodic task patterns, and small enough that the
+/// zero-timeout `epoll_wait` it costs is amortised over many polls only when
+/// the run queue is busy.
+const DEFAULT_TASKS_PER_TICK: u32 = 61;
+
+/// A reactor plus an executor: owns the sockets' `epoll` instance, the timers
+/// and the spawned tasks.
+///
+/// Dropping a runtime drops (cancels) every task it still holds, which closes
+/// their sockets; I/O objects that outlive it fail from then on with an error
+/// that says so, and never hang.
+///
+/// # Examples
+///
+/// ```
+/// let runtime = reveille_reactor::Runtime::new()?;
+/// let answer = runtime.block_on(async {
+///     reveille_reactor::spawn(async { 42 }).await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    /// The worker's own half, taken by the thread inside `block_on` and put
+    /// back when it returns. `None` means some thread is driving it now.
+    core: Mutex<Option<Core>>,
+}
+
+struct Core {
+    driver: Driver,
+    local: Local,
+    /// Reused buffer for draining the injection queue.
+    injected: Vec<Injected>,
+    tasks_per_tick: u32,
+}
+
+/// Configures a [`Runtime`].
+///
+/// ```
+/// let runtime = reveille_reactor::Builder::new().event_capacity(256).build()?;
+/// # drop(runtime);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    event_capacity: usize,
+    tasks_per_tick: u32,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The default configuration.
+    pub fn new() -> Builder {
+        Builder {
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            tasks_per_tick: DEFAULT_TASKS_PER_TICK,
+        }
+    }
+
+    /// How many events one `epoll_wait` may return (default 1024).
+    pub fn event_capacity(&mut self, capacity: usize) -> &mut Builder {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many tasks the worker polls before it checks the reactor for new
+    /// events, when tasks are queued (default 61).
+    pub fn tasks_per_tick(&mut self, tasks: u32) -> &mut Builder {
+        self.tasks_per_tick = tasks.max(1);
+        self
+    }
+
+    /// Creates the runtime: an `epoll` instance and an eventfd to wake it.
+    ///
+    /// # Errors
+    ///
+    /// When the process is out of file descriptors (`EMFILE`) or the kernel
+    /// refuses an epoll instance.
+    pub fn build(&self) -> io::Result<Runtime> {
+        let driver = Driver::new(self.event_capacity)?;
+        let shared = Arc::new(Shared::new(driver.handle().clone()));
+        Ok(Runtime {
+            shared,
+            core: Mutex::new(Some(Core {
+                driver,
+                local: Local::default(),
+                injected: Vec::new(),
+                tasks_per_tick: self.tasks_per_tick,
+            })),
+        })
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Runs `future` to completion on this thread, driving the reactor and
+    /// every spawned task meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a runtime (`.await` the future instead), if
+    /// another thread is inside this runtime's `block_on` right now, or if
+    /// `epoll_wait` itself fails, which only a bug can cause. A panic in
+    /// `future` itself propagates; one in a spawned task does not (its
+    /// [`JoinHandle`] reports it).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // Checked before the core is taken, so a misuse leaves it in place.
+        context::assert_not_entered();
+        let core = self.core.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(core) = core else {
+            panic!(
+                "Runtime::block_on is already running on another thread; a \
+                 reveille runtime has one worker, so spawn the future onto it instead"
+            );
+        };
+        let Core {
+            driver,
+            local,
+            injected,
+            tasks_per_tick,
+        } = core;
+        context::enter(Current {
+            shared: self.shared.clone(),
+            local,
+        });
+        // Puts the core back even if `future` panics, so the runtime stays
+        // usable (and droppable) afterwards.
+        let mut guard = CoreGuard {
+            runtime: self,
+            driver: Some(driver),
+            injected,
+            tasks_per_tick,
+        };
+        guard.run(future)
+    }
+
+    /// Spawns `future` onto this runtime. It starts running when a thread is
+    /// inside [`block_on`](Runtime::block_on).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = join::task(future);
+        let on_this_runtime = context::with_local(|c| Arc::ptr_eq(&c.shared, &self.shared));
+        if on_this_runtime == Some(true) {
+            context::spawn(task).unwrap_or_else(|_| unreachable!("context checked above"));
+        } else {
+            self.shared.inject(Injected::Spawn(task));
+        }
+        handle
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let Some(mut core) = self
+            .core
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        // Tasks first: dropping them closes their sockets while the epoll
+        // instance can still deregister them.
+        let tasks = core.local.tasks.borrow_mut().drain();
+        drop(tasks);
+        let mut injected = Vec::new();
+        self.shared.take_injected(&mut injected);
+        drop(injected);
+        // Then anything registered from outside our tasks learns that no
+        // event will come.
+        core.driver.shutdown();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// The worker loop's state while `block_on` runs; gives the core back to the
+/// runtime when dropped.
+struct CoreGuard<'a> {
+    runtime: &'a Runtime,
+    driver: Option<Driver>,
+    injected: Vec<Injected>,
+    tasks_per_tick: u32,
+}
+
+impl CoreGuard<'_> {
+    fn run<F: Future>(&mut self, future: F) -> F::Output {
+        let shared = &self.runtime.shared;
+        let main = TaskWaker::new(TaskId::MAIN, shared.clone());
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        // The main future starts scheduled, like any new task.
+        context::with_local(|c| c.local.schedule(TaskId::MAIN));
+
+        loop {
+            for _ in 0..self.tasks_per_tick {
+                let Some(id) = context::with_local(|c| c.local.next()).flatten() else {
+                    break;
+                };
+                if id == TaskId::MAIN {
+                    main.unschedule();
+                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        return output;
+                    }
+                } else {
+                    context::with_local(|c| c.local.run(id));
+                }
+            }
+
+            shared.take_injected(&mut self.injected);
+            for item in self.injected.drain(..) {
+                match item {
+                    Injected::Wake(id) => {
+                        context::with_local(|c| c.local.schedule(id));
+                    }
+                    Injected::Spawn(task) => {
+                        context::spawn(task).unwrap_or_else(|_| unreachable!("inside block_on"));
+                    }
+                }
+            }
+
+            let idle = context::with_local(|c| c.local.is_idle()).unwrap_or(true);
+            let driver = self.driver.as_mut().expect("driver present while running");
+            if let Err(error) = driver.turn(idle, || shared.has_injected()) {
+                panic!("reveille: epoll_wait failed: {error}");
+            }
+        }
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        let local = context::exit();
+        let core = Core {
+            driver: self
+                .driver
+                .take()
+                .expect("driver present until the guard drops"),
+            local,
+            injected: std::mem::take(&mut self.injected),
+            tasks_per_tick: self.tasks_per_tick,
+        };
+        *self.runtime.core.lock().unwrap_or_else(|p| p.into_inner()) = Some(core);
+    }
+}
+
+/// Spawns `future` onto the runtime running on this thread and returns a
+/// handle to its output.
+///
+/// # Panics
+///
+/// If no reveille runtime runs on this thread: call it from inside
+/// [`block_on`] or from a spawned task, or use [`Runtime::spawn`].
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (task, handle) = join::task(future);
+    if context::spawn(task).is_err() {
+        panic!(
+            "reveille::spawn called outside a reveille runtime: call it inside \
+             `reveille::block_on` or a spawned task, or use `Runtime::spawn`"
+        );
+    }
+    handle
+}
+
+/// Runs `future` to completion on a new single-worker runtime, and drops the
+/// runtime (cancelling the tasks it spawned) when `future` finishes.
+///
+/// # Panics
+///
+/// If the runtime cannot be created (no file descriptor left for its epoll
+/// instance), and in the cases of [`Runtime::block_on`].
+///
+/// # Examples
+///
+/// ```
+/// let sum = reveille_reactor::block_on(async { 1 + 2 });
+/// assert_eq!(sum, 3);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let runtime = Runtime::new()
+        .unwrap_or_else(|error| panic!("reveille: could not create a runtime: {error}"));
+    runtime.block_on(future)
+}

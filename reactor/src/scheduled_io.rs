@@ -1,0 +1,335 @@
+//! The readiness state machine of one registered source: readiness bits, a
+//! tick, and one waiting task per direction.
+//!
+//! This file is the whole of the reactor's wakeup logic. Everything else only
+//! calls its four transitions:
+//!
+//! * [`ScheduledIo::set_readiness`]: the driver saw an event (adds bits, bumps
+//!   the tick, hands back the wakers to run);
+//! * [`ScheduledIo::poll_ready`]: a task wants to use a direction (returns the
+//!   bits and the tick it saw, or parks the task's waker);
+//! * [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`
+//!   (clears that direction's bits unless the tick moved on);
+//! * [`ScheduledIo::shutdown`]: the runtime is gone (every waiter gets an
+//!   error).
+//!
+//! # Why no wakeup is lost
+//!
+//! The readiness word is only ever *cleared* by a task that just got
+//! `WouldBlock`, and only if its tick is still the one it observed before the
+//! syscall. An edge that arrives after that observation bumps the tick, so the
+//! clear is skipped and the next poll retries the syscall. A task that finds no
+//! readiness stores its waker and then checks the word again *under the same
+//! lock the driver takes to collect wakers*, so an event is either seen by that
+//! check or finds the stored waker.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use crate::ready::{Direction, Ready, ReadyEvent};
+
+/// Bits 0..4 of the word: the [`Ready`] bits.
+const READY_MASK: u64 = 0x0f;
+/// Bit 7: the runtime shut down; every later poll fails instead of waiting.
+const SHUTDOWN: u64 = 0x80;
+/// Bits 8..64: the tick, bumped by every event the driver delivers for this
+/// source. 56 bits do not wrap in the life of any process.
+const TICK_SHIFT: u32 = 8;
+
+/// The shared state of one registration. The driver holds it through the slab,
+/// the I/O object through its [`Registration`](crate::Registration).
+#[derive(Debug)]
+pub(crate) struct ScheduledIo {
+    /// Readiness bits, the shutdown bit and the tick, in one word so that a
+    /// task reads all three with one load and clears with one compare-exchange.
+    readiness: AtomicU64,
+    /// The task waiting to read and the task waiting to write. Separate so that
+    /// a reader and a writer on one socket each get their own wakeup.
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl Waiters {
+    fn slot(&mut self, direction: Direction) -> &mut Option<Waker> {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+impl ScheduledIo {
+    /// A fresh source with the given initial readiness. Sockets start
+    /// [`Ready::ALL`] ("maybe ready"): their first operation tries the syscall
+    /// instead of waiting for an edge that may already have passed.
+    pub(crate) fn new(initial: Ready) -> ScheduledIo {
+        ScheduledIo {
+            readiness: AtomicU64::new(u64::from(initial.bits())),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
+    /// Records an event from the driver: adds `ready` to the bits, bumps the
+    /// tick, and moves the wakers of the directions it concerns into `wake`.
+    /// The caller runs them after releasing its own locks.
+    pub(crate) fn set_readiness(&self, ready: Ready, wake: &mut Vec<Waker>) {
+        let mut current = self.readiness.load(Ordering::Acquire);
+        loop {
+            let tick = (current >> TICK_SHIFT).wrapping_add(1);
+            let next = (tick << TICK_SHIFT)
+                | (current & (SHUTDOWN | READY_MASK))
+                | u64::from(ready.bits());
+            match self.readiness.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        let mut waiters = lock(&self.waiters);
+        for direction in [Direction::Read, Direction::Write] {
+            if ready.intersects(direction.mask()) {
+                if let Some(waker) = waiters.slot(direction).take() {
+                    wake.push(waker);
+                }
+            }
+        }
+    }
+
+    /// Returns the readiness of `direction`, or parks `cx`'s waker for it.
+    ///
+    /// `Ready(Err(_))` means the runtime that owned this source is gone; no
+    /// event will ever arrive.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        if let Some(result) = self.observe(direction) {
+            return Poll::Ready(result);
+        }
+        let mut waiters = lock(&self.waiters);
+        let slot = waiters.slot(direction);
+        match slot {
+            Some(stored) if stored.will_wake(cx.waker()) => {}
+            _ => {
+                // One waiter per direction. If another task was waiting here it
+                // is woken rather than dropped, so it retries instead of
+                // hanging; see `Registration`'s docs on sharing a direction.
+                if let Some(displaced) = slot.replace(cx.waker().clone()) {
+                    displaced.wake();
+                }
+            }
+        }
+        // Checked again under the lock `set_readiness` takes to collect
+        // wakers: an event that landed since the first look is seen here, and
+        // a later one will find the waker just stored.
+        match self.observe(direction) {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The readiness of `direction` right now, without waiting: `None` if it
+    /// has none.
+    pub(crate) fn observe(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+        let current = self.readiness.load(Ordering::Acquire);
+        if current & SHUTDOWN != 0 {
+            return Some(Err(shutdown_error()));
+        }
+        let ready = Ready::from_bits(current as u8) & direction.mask();
+        if ready.is_empty() {
+            return None;
+        }
+        Some(Ok(ReadyEvent {
+            tick: current >> TICK_SHIFT,
+            ready,
+        }))
+    }
+
+    /// Clears the readiness a caller observed, after its syscall returned
+    /// `WouldBlock`, unless an event arrived since (the tick moved). The
+    /// closed bits are sticky and never cleared.
+    pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
+        let clear = u64::from((observed.ready - Ready::CLOSED).bits());
+        let mut current = self.readiness.load(Ordering::Acquire);
+        loop {
+            if current >> TICK_SHIFT != observed.tick {
+                return;
+            }
+            let next = current & !clear;
+            if next == current {
+                return;
+            }
+            match self.readiness.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Marks the source dead because its runtime shut down, and moves every
+    /// waiter into `wake` so that it observes the error instead of sleeping.
+    pub(crate) fn shutdown(&self, wake: &mut Vec<Waker>) {
+        self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
+        let mut waiters = lock(&self.waiters);
+        wake.extend(waiters.reader.take());
+        wake.extend(waiters.writer.take());
+    }
+}
+
+/// The waiter lock guards two `Option<Waker>`s and no invariant that a panic
+/// half-way could break, so a poisoned lock is still good to use.
+fn lock(waiters: &Mutex<Waiters>) -> std::sync::MutexGuard<'_, Waiters> {
+    waiters
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn shutdown_error() -> io::Error {
+    io::Error::other(
+        "the reveille runtime that owns this I/O object has shut down; \
+         create I/O objects inside the runtime that will drive them",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    fn wake_all(wake: &mut Vec<Waker>) {
+        wake.drain(..).for_each(Waker::wake);
+    }
+
+    #[test]
+    fn fresh_source_is_maybe_ready_both_ways() {
+        let io = ScheduledIo::new(Ready::ALL);
+        let (_, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            io.poll_ready(&mut cx, Direction::Read),
+            Poll::Ready(Ok(_))
+        ));
+        assert!(matches!(
+            io.poll_ready(&mut cx, Direction::Write),
+            Poll::Ready(Ok(_))
+        ));
+    }
+
+    #[test]
+    fn clear_is_skipped_when_an_event_arrived_after_the_observation() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READABLE, &mut wake);
+        let seen = io.observe(Direction::Read).unwrap().unwrap();
+        // A new edge lands while the caller's read is in flight...
+        io.set_readiness(Ready::READABLE, &mut wake);
+        // ...so its WouldBlock must not erase it.
+        io.clear_readiness(seen);
+        assert!(io.observe(Direction::Read).is_some());
+        let fresh = io.observe(Direction::Read).unwrap().unwrap();
+        io.clear_readiness(fresh);
+        assert!(io.observe(Direction::Read).is_none());
+    }
+
+    #[test]
+    fn clearing_one_direction_leaves_the_other() {
+        let io = ScheduledIo::new(Ready::ALL - Ready::CLOSED);
+        let seen = io.observe(Direction::Read).unwrap().unwrap();
+        io.clear_readiness(seen);
+        assert!(io.observe(Direction::Read).is_none());
+        assert!(io.observe(Direction::Write).is_some());
+    }
+
+    #[test]
+    fn closed_bits_survive_clearing() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READABLE | Ready::READ_CLOSED, &mut wake);
+        let seen = io.observe(Direction::Read).unwrap().unwrap();
+        io.clear_readiness(seen);
+        let after = io.observe(Direction::Read).unwrap().unwrap();
+        assert_eq!(after.ready(), Ready::READ_CLOSED);
+    }
+
+    #[test]
+    fn reader_and_writer_are_woken_separately() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let (reads, reader) = counting();
+        let (writes, writer) = counting();
+        assert!(io
+            .poll_ready(&mut Context::from_waker(&reader), Direction::Read)
+            .is_pending());
+        assert!(io
+            .poll_ready(&mut Context::from_waker(&writer), Direction::Write)
+            .is_pending());
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::WRITABLE, &mut wake);
+        wake_all(&mut wake);
+        assert_eq!(reads.0.load(Ordering::SeqCst), 0);
+        assert_eq!(writes.0.load(Ordering::SeqCst), 1);
+        io.set_readiness(Ready::READABLE, &mut wake);
+        wake_all(&mut wake);
+        assert_eq!(reads.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_displaced_waiter_is_woken_not_dropped() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let (first, a) = counting();
+        let (_, b) = counting();
+        assert!(io
+            .poll_ready(&mut Context::from_waker(&a), Direction::Read)
+            .is_pending());
+        assert!(io
+            .poll_ready(&mut Context::from_waker(&b), Direction::Read)
+            .is_pending());
+        assert_eq!(first.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn shutdown_wakes_waiters_and_fails_later_polls() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        let mut wake = Vec::new();
+        io.shutdown(&mut wake);
+        wake_all(&mut wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            io.poll_ready(&mut cx, Direction::Read),
+            Poll::Ready(Err(_))
+        ));
+    }
+}
