@@ -52,7 +52,7 @@ impl<T: mio::event::Source> IoSource<T> {
     /// If no reveille runtime runs on this thread, if it has shut down, or if
     /// `epoll_ctl` fails. `io` is dropped (closed) in that case.
     pub fn new(io: T) -> io::Result<IoSource<T>> {
-        IoSource::with_readiness(io, Ready::ALL)
+        IoSource::with_readiness(io, Ready::READABLE | Ready::WRITABLE)
     }
 
     /// Like [`new`](IoSource::new), but assumes nothing about readiness: the
@@ -92,6 +92,13 @@ impl<T: mio::event::Source> IoSource<T> {
             let event = ready!(self.registration.poll_ready(cx, direction))?;
             match op(&self.io) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // The kernel never says "would block" for a direction it
+                    // reported closed (reads give EOF, writes EPIPE); if it
+                    // did, the sticky closed bit would make this loop spin.
+                    debug_assert!(
+                        event.ready().intersects(Ready::READABLE | Ready::WRITABLE),
+                        "WouldBlock on a direction reported closed"
+                    );
                     self.registration.clear_readiness(event);
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

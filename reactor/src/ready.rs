@@ -27,7 +27,7 @@ impl Ready {
     pub const WRITE_CLOSED: Ready = Ready(0b1000);
     /// Both "closed" bits: the part of readiness that is sticky.
     pub(crate) const CLOSED: Ready = Ready(0b1100);
-    /// Everything a source can be: what a fresh registration assumes.
+    /// Every bit.
     pub const ALL: Ready = Ready(0b1111);
 
     /// Converts a mio event to readiness bits.

@@ -67,9 +67,12 @@ impl Waiters {
 
 impl ScheduledIo {
     /// A fresh source with the given initial readiness. Sockets start
-    /// [`Ready::ALL`] ("maybe ready"): their first operation tries the syscall
-    /// instead of waiting for an edge that may already have passed.
+    /// readable and writable ("maybe ready"): their first operation tries the
+    /// syscall instead of waiting for an edge that may already have passed.
+    /// Never closed: only the kernel can say that, and a closed bit that is
+    /// wrong would never be cleared.
     pub(crate) fn new(initial: Ready) -> ScheduledIo {
+        debug_assert!(!initial.intersects(Ready::CLOSED), "a new source cannot start closed");
         ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
             waiters: Mutex::new(Waiters::default()),
@@ -233,7 +236,7 @@ mod tests {
 
     #[test]
     fn fresh_source_is_maybe_ready_both_ways() {
-        let io = ScheduledIo::new(Ready::ALL);
+        let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
         let (_, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         assert!(matches!(
@@ -264,7 +267,7 @@ mod tests {
 
     #[test]
     fn clearing_one_direction_leaves_the_other() {
-        let io = ScheduledIo::new(Ready::ALL - Ready::CLOSED);
+        let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
         let seen = io.observe(Direction::Read).unwrap().unwrap();
         io.clear_readiness(seen);
         assert!(io.observe(Direction::Read).is_none());

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests. Each test file includes this
+//! module and uses a subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use futures_util::future::join;
+use reveille::net::{TcpListener, TcpStream};
+
+/// The bound every test puts on its own run: far above what any test takes on
+/// a loaded two-core machine, far below CI's patience.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `future` on a fresh runtime, failing the test if it takes longer than
+/// [`TEST_TIMEOUT`].
+pub fn run<F: Future>(future: F) -> F::Output {
+    run_for(TEST_TIMEOUT, future)
+}
+
+/// [`run`] with a bound of your choosing.
+pub fn run_for<F: Future>(limit: Duration, future: F) -> F::Output {
+    reveille::block_on(async move {
+        match reveille::timeout(limit, future).await {
+            Ok(output) => output,
+            Err(_) => panic!("test did not finish within {limit:?}"),
+        }
+    })
+}
+
+/// A listener on an ephemeral loopback port.
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0")
+}
+
+/// A connected pair: (client, server), both reveille streams on this runtime.
+pub async fn pair() -> (TcpStream, TcpStream) {
+    let listener = listener().await;
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = join(TcpStream::connect(addr), listener.accept()).await;
+    (client.expect("connect"), accepted.expect("accept").0)
+}
+
+/// A reveille client connected to a blocking standard-library server socket,
+/// for tests whose peer must misbehave or run on its own thread.
+pub async fn pair_with_std() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .expect("connect");
+    let (server, _) = listener.accept().unwrap();
+    server.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+    server.set_write_timeout(Some(TEST_TIMEOUT)).unwrap();
+    (client, server)
+}
+
+/// `len` deterministic pseudo-random bytes, different for each `seed`, so a
+/// misplaced or repeated chunk cannot go unnoticed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Shrinks a socket's kernel buffers so that writes are taken only in part.
+pub fn small_buffers(stream: &impl std::os::fd::AsFd, send: usize, recv: usize) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    socket.set_send_buffer_size(send)?;
+    socket.set_recv_buffer_size(recv)
+}
