@@ -72,7 +72,10 @@ impl ScheduledIo {
     /// Never closed: only the kernel can say that, and a closed bit that is
     /// wrong would never be cleared.
     pub(crate) fn new(initial: Ready) -> ScheduledIo {
-        debug_assert!(!initial.intersects(Ready::CLOSED), "a new source cannot start closed");
+        debug_assert!(
+            !initial.intersects(Ready::CLOSED),
+            "a new source cannot start closed"
+        );
         ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
             waiters: Mutex::new(Waiters::default()),

@@ -240,3 +240,40 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn pending_timers() -> usize {
+        context::driver().unwrap().timers().pending.len()
+    }
+
+    #[test]
+    fn a_dropped_sleep_frees_its_entry() {
+        crate::block_on(async {
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut sleeps: Vec<Sleep> =
+                (0..100).map(|_| sleep(Duration::from_secs(3600))).collect();
+            assert_eq!(pending_timers(), 0, "creating a sleep registers nothing");
+            for s in &mut sleeps {
+                assert!(Pin::new(s).poll(&mut cx).is_pending());
+            }
+            assert_eq!(pending_timers(), 100);
+            // Polling again refreshes the entry instead of adding one.
+            assert!(Pin::new(&mut sleeps[0]).poll(&mut cx).is_pending());
+            assert_eq!(pending_timers(), 100);
+            drop(sleeps);
+            assert_eq!(pending_timers(), 0);
+        });
+    }
+
+    #[test]
+    fn a_fired_sleep_leaves_no_entry() {
+        crate::block_on(async {
+            sleep(Duration::from_millis(1)).await;
+            assert_eq!(pending_timers(), 0);
+        });
+    }
+}

@@ -31,7 +31,9 @@ pub fn run_for<F: Future>(limit: Duration, future: F) -> F::Output {
 
 /// A listener on an ephemeral loopback port.
 pub async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0")
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0")
 }
 
 /// A connected pair: (client, server), both reveille streams on this runtime.
