@@ -78,3 +78,26 @@ pub fn small_buffers(stream: &impl std::os::fd::AsFd, send: usize, recv: usize) 
     socket.set_send_buffer_size(send)?;
     socket.set_recv_buffer_size(recv)
 }
+
+/// Raises this process's soft descriptor limit to its hard limit, for tests
+/// that hold thousands of sockets (many systems start at a soft limit of
+/// 1024). Returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively
+    // borrowed `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        panic!("getrlimit: {}", io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the valid `limit`.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            panic!("setrlimit: {}", io::Error::last_os_error());
+        }
+    }
+    limit.rlim_cur
+}
