@@ -93,8 +93,8 @@ async fn serve(options: Options) -> io::Result<()> {
                 if !options.quiet {
                     eprintln!("connect    {peer}");
                 }
-                // Detached: the task reports its own end.
-                let _ = reveille::spawn(connection(stream, peer, options.quiet));
+                // Detached (the handle is dropped): the task reports its own end.
+                reveille::spawn(connection(stream, peer, options.quiet));
             }
             Err(error) if out_of_resources(&error) => {
                 eprintln!("accept: {error}; pausing accepts for {backoff:?}");

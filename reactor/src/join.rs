@@ -25,7 +25,6 @@ use crate::task::BoxFuture;
 ///     assert_eq!(handle.await.unwrap(), 42);
 /// });
 /// ```
-#[must_use = "dropping a JoinHandle detaches the task; bind it to `_` to say so"]
 pub struct JoinHandle<T> {
     state: Arc<JoinState<T>>,
 }
