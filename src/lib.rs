@@ -1,7 +1,7 @@
 //! reveille: an epoll reactor whose sockets you `.await`.
 //!
 //! A [`Runtime`] runs futures on one thread and wakes them when the kernel
-//! says their sockets are ready. [`TcpListener`] and [`TcpStream`] implement
+//! says their sockets are ready. [`net::TcpListener`] and [`net::TcpStream`] implement
 //! futures-io's [`AsyncRead`](io::AsyncRead) and
 //! [`AsyncWrite`](io::AsyncWrite), so a send that would block becomes a send
 //! you await, and thousands of them progress together.
