@@ -4,7 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -90,13 +90,18 @@ where
     let handle = JoinHandle {
         state: state.clone(),
     };
+    // Boxed on its own: an async block that captured `future` and then
+    // pinned it in a local would hold two copies of its size (the capture
+    // and the local; rust-lang/rust#62958), and an echo task's future is
+    // mostly its 4 KiB buffer.
+    let future = Box::pin(future);
     let task = async move {
         // Declared first, so dropped last: if the task is dropped before it
         // finishes (runtime shutdown), the handle learns of it only after the
         // future itself, and the sockets it owned, are gone.
         let report = Report(state);
         let output = {
-            let mut future = pin!(future);
+            let mut future = future;
             let mut first_poll = true;
             poll_fn(|cx| {
                 if first_poll {
