@@ -1,0 +1,4 @@
+//! Echo server on reveille (single worker).
+fn main() {
+    bench::servers::reveille::run(bench::ServerArgs::from_env());
+}

@@ -1,0 +1,203 @@
+//! `cargo run --release -p bench -- all`: the whole benchmark, side by side
+//! with tokio, async-io and a raw mio loop, in one run. Prints markdown and
+//! writes `bench/results/latest.md` and `bench/results/latest.svg`.
+//!
+//! ```text
+//! bench all [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]
+//! bench quick            # one round, short windows, no counters
+//! ```
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use bench::runner::counters::{
+    allocations_per_message, instructions_per_message, syscalls_per_message,
+};
+use bench::runner::procs::have;
+use bench::runner::report::Results;
+use bench::runner::workloads::{
+    idle_rss_per_connection, measure, Timing, BULK, MESSAGE_WORKLOADS, SERVERS,
+};
+
+struct Options {
+    rounds: usize,
+    duration: f64,
+    warmup: f64,
+    idle: usize,
+    counters: bool,
+    out: PathBuf,
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut options = match args.next().as_deref() {
+        Some("all") => Options {
+            rounds: 3,
+            duration: 2.0,
+            warmup: 0.5,
+            idle: 10_000,
+            counters: true,
+            out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
+        },
+        Some("quick") => Options {
+            rounds: 1,
+            duration: 0.5,
+            warmup: 0.2,
+            idle: 1000,
+            counters: false,
+            out: std::env::temp_dir().join("reveille-bench"),
+        },
+        _ => usage(),
+    };
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+            "--duration" => options.duration = value.parse().unwrap_or_else(|_| usage()),
+            "--idle" => options.idle = value.parse().unwrap_or_else(|_| usage()),
+            "--out" => options.out = PathBuf::from(value),
+            _ => usage(),
+        }
+    }
+    build_siblings();
+    bench::loadgen::raise_fd_limit();
+    let started = Instant::now();
+    let results = run(&options);
+    let markdown = results.markdown();
+    println!("{markdown}");
+    std::fs::create_dir_all(&options.out).expect("results directory");
+    std::fs::write(options.out.join("latest.md"), &markdown).expect("write latest.md");
+    std::fs::write(options.out.join("latest.svg"), results.svg()).expect("write latest.svg");
+    eprintln!(
+        "bench: done in {:.0?}; wrote {}/latest.{{md,svg}}",
+        started.elapsed(),
+        options.out.display()
+    );
+}
+
+fn usage() -> ! {
+    eprintln!("usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]");
+    std::process::exit(2)
+}
+
+/// `cargo run -p bench` builds only this binary: build the servers and the
+/// load generator too, with the same profile.
+fn build_siblings() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args(["build", "-p", "bench", "--bins"]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "building the benchmark binaries failed");
+}
+
+fn run(options: &Options) -> Results {
+    let mut results = Results {
+        date: command_output("date", &["-u", "+%Y-%m-%d"]),
+        machine: machine(),
+        rounds: options.rounds,
+        idle_connections: options.idle,
+        ..Results::default()
+    };
+    let timing = Timing::Timed {
+        warmup: options.warmup,
+        duration: options.duration,
+    };
+    results.workloads = MESSAGE_WORKLOADS.iter().copied().chain([BULK]).collect();
+    results.samples = vec![vec![Vec::new(); SERVERS.len()]; results.workloads.len()];
+    results.idle_rss = vec![Vec::new(); SERVERS.len()];
+
+    // Rounds outermost, servers rotated each round: drift on a shared machine
+    // hits every server alike instead of whichever ran last.
+    for round in 0..options.rounds {
+        for (w, workload) in results.workloads.clone().iter().enumerate() {
+            for k in 0..SERVERS.len() {
+                let s = (k + round) % SERVERS.len();
+                eprintln!(
+                    "round {}/{}: {} on {}",
+                    round + 1,
+                    options.rounds,
+                    workload.name,
+                    SERVERS[s].name
+                );
+                let sample = measure(SERVERS[s], workload, timing);
+                results.samples[w][s].push(sample);
+            }
+        }
+        for k in 0..SERVERS.len() {
+            let s = (k + round) % SERVERS.len();
+            eprintln!(
+                "round {}/{}: {} idle on {}",
+                round + 1,
+                options.rounds,
+                options.idle,
+                SERVERS[s].name
+            );
+            results.idle_rss[s].push(idle_rss_per_connection(SERVERS[s], options.idle));
+        }
+    }
+
+    results.instructions = vec![vec![None; SERVERS.len()]; results.workloads.len()];
+    results.syscalls = vec![vec![None; SERVERS.len()]; results.workloads.len()];
+    results.allocations = vec![None; results.workloads.len()];
+    if !options.counters {
+        return results;
+    }
+    if have("valgrind") {
+        for (w, workload) in MESSAGE_WORKLOADS.iter().enumerate() {
+            // Enough messages that the difference dwarfs the noise of setup,
+            // few enough that the slowest server under valgrind takes seconds.
+            let m = 20_000;
+            for (s, server) in SERVERS.iter().enumerate() {
+                eprintln!("instructions: {} on {}", workload.name, server.name);
+                results.instructions[w][s] = Some(instructions_per_message(*server, workload, m));
+            }
+        }
+    } else {
+        results
+            .notes
+            .push("valgrind not found: no instruction counts".into());
+    }
+    if have("perf") {
+        for (w, workload) in MESSAGE_WORKLOADS.iter().enumerate() {
+            for (s, server) in SERVERS.iter().enumerate() {
+                eprintln!("syscalls: {} on {}", workload.name, server.name);
+                results.syscalls[w][s] = Some(syscalls_per_message(*server, workload, timing));
+            }
+        }
+    } else {
+        results
+            .notes
+            .push("perf not found: no syscall counts".into());
+    }
+    for (w, workload) in MESSAGE_WORKLOADS.iter().enumerate() {
+        eprintln!("allocations: {}", workload.name);
+        results.allocations[w] = Some(allocations_per_message(workload, timing));
+    }
+    results
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {}", kernel.trim())
+}

@@ -1,0 +1,7 @@
+//! The benchmark runner: starts each server and the load generator on
+//! separate cores, interleaves the servers over several rounds, and reports.
+
+pub mod counters;
+pub mod procs;
+pub mod report;
+pub mod workloads;
