@@ -31,7 +31,13 @@ struct Options {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let mut options = match args.next().as_deref() {
+    let command = args.next();
+    if command.as_deref() == Some("count") {
+        build_siblings();
+        count(&args.collect::<Vec<_>>());
+        return;
+    }
+    let mut options = match command.as_deref() {
         Some("all") => Options {
             rounds: 3,
             duration: 2.0,
@@ -76,8 +82,38 @@ fn main() {
     );
 }
 
+/// `bench count SERVER...`: instructions and syscalls per message of each
+/// message workload for the named servers (e.g. `reveille "tokio ct"`), the
+/// quick loop for working on the hot path.
+fn count(names: &[String]) {
+    for server in SERVERS
+        .iter()
+        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
+    {
+        for workload in &MESSAGE_WORKLOADS {
+            let instructions = instructions_per_message(*server, workload, 20_000);
+            let syscalls = syscalls_per_message(*server, workload, 50_000);
+            let breakdown: Vec<String> = syscalls
+                .by_name
+                .iter()
+                .map(|(n, c)| format!("{n} {c:.2}"))
+                .collect();
+            println!(
+                "{:>9} | {:<24} | {instructions:>7.1} instructions | {:.2} syscalls ({})",
+                server.name,
+                workload.name,
+                syscalls.per_message,
+                breakdown.join(", ")
+            );
+        }
+    }
+}
+
 fn usage() -> ! {
-    eprintln!("usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]");
+    eprintln!(
+        "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
+         bench count [SERVER...]"
+    );
     std::process::exit(2)
 }
 
@@ -165,7 +201,7 @@ fn run(options: &Options) -> Results {
         for (w, workload) in MESSAGE_WORKLOADS.iter().enumerate() {
             for (s, server) in SERVERS.iter().enumerate() {
                 eprintln!("syscalls: {} on {}", workload.name, server.name);
-                results.syscalls[w][s] = Some(syscalls_per_message(*server, workload, timing));
+                results.syscalls[w][s] = Some(syscalls_per_message(*server, workload, 50_000));
             }
         }
     } else {

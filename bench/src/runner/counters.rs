@@ -2,7 +2,6 @@
 //! user-space instructions, syscalls and heap allocations per message.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
 
 use super::procs::{field, Loadgen, Server};
 use super::workloads::{ServerKind, Timing, Workload};
@@ -72,70 +71,75 @@ const NAMED_SYSCALLS: [&str; 15] = [
     "accept4",
 ];
 
-/// Syscalls per message over a timed window, total and by name.
+/// Syscalls per message, total and by name.
 #[derive(Debug, Clone, Default)]
 pub struct Syscalls {
     pub per_message: f64,
     pub by_name: Vec<(String, f64)>,
 }
 
-/// Counts the server's syscalls with `perf stat` over the load generator's
-/// counted window.
-pub fn syscalls_per_message(server: ServerKind, workload: &Workload, timing: Timing) -> Syscalls {
-    let server = Server::start(server.binary, &[], &[]);
-    let mut load = Loadgen::start(server.addr, &workload.args(timing));
-    load.expect_line("warm");
+/// Counts the server's syscalls with `perf stat` as in
+/// [`instructions_per_message`]: a run of `2m` messages minus a run of `m`,
+/// divided by `m`. Counting whole runs of a known message count, rather than
+/// attaching to a timed window, leaves no skew between what was counted and
+/// what it is divided by.
+pub fn syscalls_per_message(server: ServerKind, workload: &Workload, m: u64) -> Syscalls {
+    let once = syscall_counts(server, workload, m);
+    let twice = syscall_counts(server, workload, 2 * m);
+    let per = |event: &str| {
+        let get = |counts: &[(String, f64)]| {
+            counts
+                .iter()
+                .find(|(e, _)| e == event)
+                .map_or(0.0, |(_, n)| *n)
+        };
+        ((get(&twice) - get(&once)) / m as f64).max(0.0)
+    };
+    Syscalls {
+        per_message: per("raw_syscalls:sys_enter"),
+        by_name: NAMED_SYSCALLS
+            .iter()
+            .map(|name| (name.to_string(), per(&format!("syscalls:sys_enter_{name}"))))
+            .filter(|(_, n)| *n >= 0.005)
+            .collect(),
+    }
+}
+
+/// Event counts of one server process that echoes `messages` messages and
+/// exits, run under `perf stat`.
+fn syscall_counts(server: ServerKind, workload: &Workload, messages: u64) -> Vec<(String, f64)> {
     let mut events = vec!["raw_syscalls:sys_enter".to_owned()];
     events.extend(
         NAMED_SYSCALLS
             .iter()
             .map(|s| format!("syscalls:sys_enter_{s}")),
     );
-    let perf = Command::new("perf")
-        .args([
-            "stat",
-            "-x",
-            ",",
-            "-e",
-            &events.join(","),
-            "-p",
-            &server.pid().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start perf");
-    let result = load.expect_line("result");
-    // SAFETY: kill has no memory-safety preconditions; perf prints its counts
-    // when interrupted.
-    unsafe {
-        libc::kill(perf.id() as libc::pid_t, libc::SIGINT);
-    }
-    let output = perf.wait_with_output().expect("perf output");
+    let events = events.join(",");
+    let out = std::env::temp_dir().join(format!("reveille-perf-{}.csv", std::process::id()));
+    let out_arg = out.to_string_lossy().into_owned();
+    let connections = workload.connections.to_string();
+    let mut server = Server::start(
+        server.binary,
+        &[
+            "perf", "stat", "-x", ",", "-o", &out_arg, "-e", &events, "--",
+        ],
+        &["--exit-after", &connections],
+    );
+    let load = Loadgen::start(server.addr, &workload.args(Timing::Counted(messages)));
     load.finish();
-    server.kill();
-
-    let messages = field(&result, "messages").max(1.0);
-    let text = String::from_utf8_lossy(&output.stderr);
-    let mut counts = Syscalls::default();
-    for line in text.lines() {
-        // CSV: count,unit,event,...
-        let mut parts = line.split(',');
-        let (Some(count), _, Some(event)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(count) = count.trim().parse::<f64>() else {
-            continue;
-        };
-        if event == "raw_syscalls:sys_enter" {
-            counts.per_message = count / messages;
-        } else if let Some(name) = event.strip_prefix("syscalls:sys_enter_") {
-            if count > 0.0 {
-                counts.by_name.push((name.to_owned(), count / messages));
-            }
-        }
-    }
-    counts
+    let status = server.child.wait().expect("wait for server");
+    assert!(status.success(), "server under perf failed: {status}");
+    let text = std::fs::read_to_string(&out).expect("perf output");
+    let _ = std::fs::remove_file(&out);
+    // CSV lines: count,unit,event,...
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split(',');
+            let count = parts.next()?.trim().parse::<f64>().ok()?;
+            let event = parts.nth(1)?.to_owned();
+            Some((event, count))
+        })
+        .collect()
 }
 
 /// Heap allocations per message in steady state, from the reveille server

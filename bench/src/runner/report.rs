@@ -218,7 +218,7 @@ impl Results {
             table(
                 &mut out,
                 "Syscalls per message",
-                "`perf stat -e raw_syscalls:sys_enter -p PID` over the counted window.",
+                "`perf stat -e raw_syscalls:sys_enter` over whole runs of 2M and of M messages; the difference divided by M.",
                 &syscall_rows,
                 false,
             );
