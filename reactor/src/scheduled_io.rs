@@ -124,23 +124,28 @@ impl ScheduledIo {
         if let Some(result) = self.observe(direction) {
             return Poll::Ready(result);
         }
-        let mut waiters = lock(&self.waiters);
-        let slot = waiters.slot(direction);
-        match slot {
-            Some(stored) if stored.will_wake(cx.waker()) => {}
-            _ => {
-                // One waiter per direction. If another task was waiting here it
-                // is woken rather than dropped, so it retries instead of
-                // hanging; see `Registration`'s docs on sharing a direction.
-                if let Some(displaced) = slot.replace(cx.waker().clone()) {
-                    displaced.wake();
-                }
-            }
+        let (displaced, seen) = {
+            let mut waiters = lock(&self.waiters);
+            let slot = waiters.slot(direction);
+            let displaced = match slot {
+                Some(stored) if stored.will_wake(cx.waker()) => None,
+                // One waiter per direction. If another task was waiting here
+                // it is woken rather than dropped, so it retries instead of
+                // hanging; see `IoSource`'s docs on sharing a direction.
+                _ => slot.replace(cx.waker().clone()),
+            };
+            // Checked again under the lock `set_readiness` takes to collect
+            // wakers: an event that landed since the first look is seen here,
+            // and a later one will find the waker just stored.
+            (displaced, self.observe(direction))
+        };
+        // Woken after the lock is released: a waker may poll this very source
+        // from inside `wake` (an executor that runs tasks inline), and would
+        // deadlock on the waiter lock.
+        if let Some(displaced) = displaced {
+            displaced.wake();
         }
-        // Checked again under the lock `set_readiness` takes to collect
-        // wakers: an event that landed since the first look is seen here, and
-        // a later one will find the waker just stored.
-        match self.observe(direction) {
+        match seen {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,
         }
