@@ -82,15 +82,59 @@ impl<T: mio::event::Source> IoSource<T> {
     /// is what clears readiness, so an `op` that returns `WouldBlock` for any
     /// other reason would wait for an edge that never comes. `Interrupted` is
     /// retried at once.
+    #[inline]
     pub fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_with(cx, direction, op, |_| false)
+    }
+
+    /// [`poll_io`](IoSource::poll_io) for an operation that moves bytes on a
+    /// *stream* socket and was offered `requested` of them.
+    ///
+    /// A transfer shorter than offered (but not empty) proves the kernel's
+    /// receive queue empty (a read) or its send buffer full (a write) at the
+    /// time of the syscall, so the direction's readiness is cleared right
+    /// away: the next operation waits for the next edge instead of paying for
+    /// a syscall that could only say `WouldBlock`. This is safe with edge
+    /// triggering because any data or space that arrives later raises a new
+    /// edge (and bumps the tick, so this clear cannot erase it), and because
+    /// the closed bits are never cleared: data and FIN arriving in one edge
+    /// still leave the reader a read-closed bit that makes it read on to EOF.
+    ///
+    /// Not for datagram sockets, where a short datagram says nothing about
+    /// what else is queued.
+    #[inline]
+    pub fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        requested: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_with(cx, direction, op, |&n| 0 < n && n < requested)
+    }
+
+    #[inline]
+    fn poll_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
         mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         loop {
             let event = ready!(self.registration.poll_ready(cx, direction))?;
             match op(&self.io) {
+                Ok(value) => {
+                    if drained(&value) {
+                        self.registration.clear_readiness(event);
+                    }
+                    return Poll::Ready(Ok(value));
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // The kernel never says "would block" for a direction it
                     // reported closed (reads give EOF, writes EPIPE); if it
@@ -102,7 +146,7 @@ impl<T: mio::event::Source> IoSource<T> {
                     self.registration.clear_readiness(event);
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                result => return Poll::Ready(result),
+                Err(error) => return Poll::Ready(Err(error)),
             }
         }
     }
@@ -115,12 +159,37 @@ impl<T: mio::event::Source> IoSource<T> {
         direction: Direction,
         op: impl FnOnce(&T) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.try_with(direction, op, |_| false)
+    }
+
+    /// [`try_io`](IoSource::try_io) for a stream transfer of `requested`
+    /// bytes; a short one clears readiness as in
+    /// [`poll_transfer`](IoSource::poll_transfer).
+    pub fn try_transfer(
+        &self,
+        direction: Direction,
+        requested: usize,
+        op: impl FnOnce(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.try_with(direction, op, |&n| 0 < n && n < requested)
+    }
+
+    fn try_with<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&T) -> io::Result<R>,
+        drained: impl FnOnce(&R) -> bool,
+    ) -> io::Result<R> {
         let event = match self.registration.observe(direction) {
             Some(observed) => observed?,
             None => return Err(io::ErrorKind::WouldBlock.into()),
         };
         let result = op(&self.io);
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        let clear = match &result {
+            Ok(value) => drained(value),
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        if clear {
             self.registration.clear_readiness(event);
         }
         result

@@ -161,24 +161,30 @@ impl TcpStream {
     /// Reads what is available now, never waiting: `WouldBlock` if nothing
     /// is. `Ok(0)` means EOF (or an empty `buf`).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Read, |s| recv(s, buf))
+        self.io
+            .try_transfer(Direction::Read, buf.len(), |s| recv(s, buf))
     }
 
     /// Like [`try_read`](TcpStream::try_read), into several buffers (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.try_io(Direction::Read, |s| recv_vectored(s, bufs))
+        self.io
+            .try_transfer(Direction::Read, total_len(bufs), |s| recv_vectored(s, bufs))
     }
 
     /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
     /// takes nothing.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_io(Direction::Write, |s| send(s, buf))
+        self.io
+            .try_transfer(Direction::Write, buf.len(), |s| send(s, buf))
     }
 
     /// Like [`try_write`](TcpStream::try_write), from several buffers
     /// (`sendmsg`).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.try_io(Direction::Write, |s| send_vectored(s, bufs))
+        self.io
+            .try_transfer(Direction::Write, total_len(bufs), |s| {
+                send_vectored(s, bufs)
+            })
     }
 
     /// Reads without consuming: the next read returns the same bytes. Waits
@@ -193,7 +199,8 @@ impl TcpStream {
     }
 
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
+        self.io
+            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
     }
 
     fn poll_read_vectored_inner(
@@ -202,11 +209,14 @@ impl TcpStream {
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         self.io
-            .poll_io(cx, Direction::Read, |s| recv_vectored(s, bufs))
+            .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
+                recv_vectored(s, bufs)
+            })
     }
 
     fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| send(s, buf))
+        self.io
+            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf))
     }
 
     fn poll_write_vectored_inner(
@@ -215,7 +225,9 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.io
-            .poll_io(cx, Direction::Write, |s| send_vectored(s, bufs))
+            .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
+                send_vectored(s, bufs)
+            })
     }
 
     /// `poll_close`: shuts the write side down so the peer reads EOF. A
@@ -227,6 +239,15 @@ impl TcpStream {
             result => Poll::Ready(result),
         }
     }
+}
+
+/// Bytes a vectored operation offers the kernel: what a complete transfer
+/// moves. Only the first `UIO_MAXIOV` slices are offered (std's readv and our
+/// sendmsg both cap there), so only they count: a transfer of all of them is
+/// not short, whatever follows.
+fn total_len<B: std::ops::Deref<Target = [u8]>>(bufs: &[B]) -> usize {
+    let offered = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+    offered.iter().map(|b| b.len()).sum()
 }
 
 fn recv(socket: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
@@ -247,7 +268,12 @@ fn send(socket: &mio::net::TcpStream, buf: &[u8]) -> io::Result<usize> {
 
 /// `sendmsg(2)` with `MSG_NOSIGNAL`; `writev` has no flags argument and would
 /// raise `SIGPIPE`.
+///
+/// The kernel refuses more than `UIO_MAXIOV` (1024) slices with `EMSGSIZE`;
+/// like std's `write_vectored`, we offer it the first 1024 and report what it
+/// took, which a vectored write is always allowed to do.
 fn send_vectored(socket: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
     SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
 }
 
