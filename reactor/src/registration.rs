@@ -29,6 +29,7 @@ impl Registration {
         Ok(Registration { driver, io, token })
     }
 
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
@@ -37,10 +38,12 @@ impl Registration {
         self.io.poll_ready(cx, direction)
     }
 
+    #[inline]
     pub(crate) fn observe(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         self.io.observe(direction)
     }
 
+    #[inline]
     pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
         self.io.clear_readiness(observed);
     }

@@ -239,30 +239,34 @@ impl CoreGuard<'_> {
         context::with_local(|c| c.local.schedule(TaskId::MAIN));
 
         loop {
-            for _ in 0..self.tasks_per_tick {
-                let Some(id) = context::with_local(|c| c.local.next()).flatten() else {
-                    break;
-                };
-                if id == TaskId::MAIN {
-                    main.unschedule();
-                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                        return output;
-                    }
-                } else {
-                    context::with_local(|c| c.local.run(id));
-                }
-            }
-
-            shared.take_injected(&mut self.injected);
-            for item in self.injected.drain(..) {
-                match item {
-                    Injected::Wake(id) => {
-                        context::with_local(|c| c.local.schedule(id));
-                    }
-                    Injected::Spawn(task) => {
-                        context::spawn(task).unwrap_or_else(|_| unreachable!("inside block_on"));
+            // One thread-local access per batch, not per task.
+            let batch = context::with_local(|c| {
+                for _ in 0..self.tasks_per_tick {
+                    let Some(id) = c.local.next() else {
+                        break;
+                    };
+                    if id == TaskId::MAIN {
+                        main.unschedule();
+                        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                            return Some(output);
+                        }
+                    } else {
+                        c.local.run(id);
                     }
                 }
+                if shared.has_injected() {
+                    shared.take_injected(&mut self.injected);
+                    for item in self.injected.drain(..) {
+                        match item {
+                            Injected::Wake(id) => c.local.schedule(id),
+                            Injected::Spawn(task) => c.local.spawn(task, shared),
+                        }
+                    }
+                }
+                None
+            });
+            if let Some(Some(output)) = batch {
+                return output;
             }
 
             let idle = context::with_local(|c| c.local.is_idle()).unwrap_or(true);

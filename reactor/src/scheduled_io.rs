@@ -116,14 +116,23 @@ impl ScheduledIo {
     ///
     /// `Ready(Err(_))` means the runtime that owned this source is gone; no
     /// event will ever arrive.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
-        if let Some(result) = self.observe(direction) {
-            return Poll::Ready(result);
+        match self.observe(direction) {
+            Some(result) => Poll::Ready(result),
+            None => self.park(cx, direction),
         }
+    }
+
+    /// The slow half of [`poll_ready`](ScheduledIo::poll_ready): store the
+    /// waker, then look again. Out of line so that the hot path, where the
+    /// direction is ready, stays a load and a branch.
+    #[inline(never)]
+    fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         let (displaced, seen) = {
             let mut waiters = lock(&self.waiters);
             let slot = waiters.slot(direction);
@@ -153,6 +162,7 @@ impl ScheduledIo {
 
     /// The readiness of `direction` right now, without waiting: `None` if it
     /// has none.
+    #[inline]
     pub(crate) fn observe(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         let current = self.readiness.load(Ordering::Acquire);
         if current & SHUTDOWN != 0 {
@@ -171,6 +181,7 @@ impl ScheduledIo {
     /// Clears the readiness a caller observed, after its syscall returned
     /// `WouldBlock`, unless an event arrived since (the tick moved). The
     /// closed bits are sticky and never cleared.
+    #[inline]
     pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
         let clear = u64::from((observed.ready - Ready::CLOSED).bits());
         let mut current = self.readiness.load(Ordering::Acquire);

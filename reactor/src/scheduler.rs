@@ -56,6 +56,7 @@ impl Shared {
         into.append(&mut queue);
     }
 
+    #[inline]
     pub(crate) fn has_injected(&self) -> bool {
         self.has_injected.load(Ordering::SeqCst)
     }

@@ -16,8 +16,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::ops::{Deref, DerefMut};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,60 @@ use crate::driver::DriverHandle;
 /// Key of a timer in the map: its deadline, then a sequence number so that
 /// timers with equal deadlines stay distinct and fire in creation order.
 type Key = (Instant, u64);
+
+/// The driver's timers: the map behind a lock, and a count of pending
+/// timers readable without it, so that a runtime with no timer running pays
+/// no lock per turn for them.
+#[derive(Debug, Default)]
+pub(crate) struct TimerQueue {
+    timers: Mutex<Timers>,
+    /// `timers.pending.len()`, stored by every guard as it drops. SeqCst: a
+    /// thread that arms a timer and then checks whether the driver is parked
+    /// must be seen by a driver that marks itself parked and then reads this.
+    armed: AtomicUsize,
+}
+
+impl TimerQueue {
+    /// Locks the map.
+    pub(crate) fn lock(&self) -> TimersGuard<'_> {
+        TimersGuard {
+            // The map's methods leave it consistent at every return, so a
+            // panic elsewhere while it was locked does not make it unusable.
+            guard: self.timers.lock().unwrap_or_else(|p| p.into_inner()),
+            armed: &self.armed,
+        }
+    }
+
+    /// Whether any timer is pending, without taking the lock.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// Access to the timer map that keeps [`TimerQueue::is_armed`] current.
+pub(crate) struct TimersGuard<'a> {
+    guard: MutexGuard<'a, Timers>,
+    armed: &'a AtomicUsize,
+}
+
+impl Deref for TimersGuard<'_> {
+    type Target = Timers;
+    fn deref(&self) -> &Timers {
+        &self.guard
+    }
+}
+
+impl DerefMut for TimersGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Timers {
+        &mut self.guard
+    }
+}
+
+impl Drop for TimersGuard<'_> {
+    fn drop(&mut self) {
+        self.armed.store(self.guard.pending.len(), Ordering::SeqCst);
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
