@@ -1,10 +1,12 @@
 //! [`IoSource`]: the one place where a non-blocking syscall meets readiness.
 //!
 //! Every socket type is a thin wrapper over `IoSource<mio socket>` and routes
-//! every operation through [`IoSource::poll_io`] or [`IoSource::try_io`]:
-//! try the syscall if the direction may be ready; on `WouldBlock`, clear that
-//! direction's readiness (unless an event arrived meanwhile) and wait for the
-//! next edge. No socket type has a loop of its own.
+//! every operation through [`IoSource::poll_io`] or [`IoSource::try_io`]
+//! (or their byte-stream forms, [`IoSource::poll_transfer`] and
+//! [`IoSource::try_transfer`]): try the syscall if the direction may be
+//! ready; on `WouldBlock`, clear that direction's readiness (unless an event
+//! arrived meanwhile) and wait for the next edge. No socket type has a loop
+//! of its own.
 
 use std::fmt;
 use std::future::Future;

@@ -8,15 +8,16 @@
 //!   the tick, hands back the wakers to run);
 //! * [`ScheduledIo::poll_ready`]: a task wants to use a direction (returns the
 //!   bits and the tick it saw, or parks the task's waker);
-//! * [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`
-//!   (clears that direction's bits unless the tick moved on);
+//! * [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`,
+//!   or moved fewer bytes than offered (clears that direction's bits unless
+//!   the tick moved on);
 //! * [`ScheduledIo::shutdown`]: the runtime is gone (every waiter gets an
 //!   error).
 //!
 //! # Why no wakeup is lost
 //!
 //! The readiness word is only ever *cleared* by a task that just got
-//! `WouldBlock`, and only if its tick is still the one it observed before the
+//! `WouldBlock` (or a short transfer), and only if its tick is still the one it observed before the
 //! syscall. An edge that arrives after that observation bumps the tick, so the
 //! clear is skipped and the next poll retries the syscall. A task that finds no
 //! readiness stores its waker and then checks the word again *under the same
@@ -179,8 +180,8 @@ impl ScheduledIo {
     }
 
     /// Clears the readiness a caller observed, after its syscall returned
-    /// `WouldBlock`, unless an event arrived since (the tick moved). The
-    /// closed bits are sticky and never cleared.
+    /// `WouldBlock` or a short transfer, unless an event arrived since (the
+    /// tick moved). The closed bits are sticky and never cleared.
     #[inline]
     pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
         let clear = u64::from((observed.ready - Ready::CLOSED).bits());
