@@ -48,7 +48,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use reveille::net::TcpStream;
-use util::TEST_TIMEOUT;
+use util::{CountingWaker, TEST_TIMEOUT};
 
 /// The runtime's default number of events per `epoll_wait`
 /// (`reveille_reactor::DEFAULT_EVENT_CAPACITY`, which the facade does not
@@ -85,22 +85,6 @@ fn bounded<T: Send + 'static>(limit: Duration, test: impl FnOnce() -> T + Send +
         Err(mpsc::RecvTimeoutError::Timeout) => {
             panic!("the test did not finish within {limit:?}: the runtime thread is stuck")
         }
-    }
-}
-
-/// A waker that counts its wakeups.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl CountingWaker {
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -79,13 +79,6 @@ fn wait_for_hangup(fd: RawFd, limit: Duration) {
     assert!(n >= 0, "poll: {}", io::Error::last_os_error());
 }
 
-fn is_broken(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    )
-}
-
 /// How the connection goes away before we write.
 #[derive(Debug, Clone, Copy)]
 enum Gone {
@@ -175,7 +168,7 @@ fn writes_to_a_gone_connection_fail_without_raising_sigpipe() {
                         }
                         Err(error) => {
                             assert!(
-                                is_broken(&error),
+                                util::is_broken(error.kind()),
                                 "{gone:?} {op:?}, attempt {attempt}: {error:?}"
                             );
                             errors.push(error);

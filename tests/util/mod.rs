@@ -2,8 +2,11 @@
 //! module and uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake};
 use std::time::Duration;
 
 use futures_util::future::join;
@@ -100,4 +103,63 @@ pub fn raise_fd_limit() -> u64 {
         }
     }
     limit.rlim_cur
+}
+
+/// The two ways the kernel reports a write to a connection that is gone.
+pub fn is_broken(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Returns `Pending` once (after asking to be polled again), so that the
+/// runtime gets to look at the reactor.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A waker that counts its wakeups.
+#[derive(Default)]
+pub struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CountingWaker {
+    /// Wakeups so far.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The peer of a connection goes away by closing normally (FIN) or with a
+/// reset (`SO_LINGER` 0: RST).
+#[derive(Debug, Clone, Copy)]
+pub enum PeerExit {
+    Close,
+    Reset,
+}
+
+/// Closes `peer` the way `how` says.
+pub fn peer_exit(peer: std::net::TcpStream, how: PeerExit) {
+    if let PeerExit::Reset = how {
+        socket2::SockRef::from(&peer)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+    drop(peer);
 }
