@@ -82,6 +82,9 @@ fn echo_100_concurrent_connections() {
 fn echo_1000_concurrent_connections() {
     // Client and server ends of 1000 connections, plus the runtime's own.
     let limit = util::raise_fd_limit();
-    assert!(limit >= 2100, "need 2100 descriptors, the hard limit is {limit}");
+    assert!(
+        limit >= 2100,
+        "need 2100 descriptors, the hard limit is {limit}"
+    );
     echo_with(1000, 32 << 10);
 }
