@@ -62,7 +62,9 @@ impl DriverHandle {
                 "reveille reactor: no registration slot left",
             )
         })?;
-        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        // PRIORITY (EPOLLPRI) only to learn that urgent data arrived; see
+        // `Ready::PRIORITY` for why a reader needs to know.
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY;
         if let Err(error) = self.registry.register(source, token, interest) {
             self.slab().remove(token);
             return Err(error);

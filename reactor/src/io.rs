@@ -107,6 +107,11 @@ impl<T: mio::event::Source> IoSource<T> {
     /// the closed bits are never cleared: data and FIN arriving in one edge
     /// still leave the reader a read-closed bit that makes it read on to EOF.
     ///
+    /// One exception, and the reason [`Ready::PRIORITY`] exists: Linux stops
+    /// a TCP read at the urgent mark even with bytes queued behind it, and no
+    /// new edge comes for them. Once a source has seen urgent data, a short
+    /// transfer clears nothing and the next read pays for its `WouldBlock`.
+    ///
     /// Not for datagram sockets, where a short datagram says nothing about
     /// what else is queued.
     #[inline]
@@ -132,7 +137,7 @@ impl<T: mio::event::Source> IoSource<T> {
             let event = ready!(self.registration.poll_ready(cx, direction))?;
             match op(&self.io) {
                 Ok(value) => {
-                    if drained(&value) {
+                    if drained(&value) && !event.ready().contains(Ready::PRIORITY) {
                         self.registration.clear_readiness(event);
                     }
                     return Poll::Ready(Ok(value));
@@ -188,7 +193,7 @@ impl<T: mio::event::Source> IoSource<T> {
         };
         let result = op(&self.io);
         let clear = match &result {
-            Ok(value) => drained(value),
+            Ok(value) => drained(value) && !event.ready().contains(Ready::PRIORITY),
             Err(e) => e.kind() == io::ErrorKind::WouldBlock,
         };
         if clear {

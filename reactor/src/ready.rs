@@ -25,10 +25,16 @@ impl Ready {
     /// Our write side is closed (peer reset, or we shut it down): writes will
     /// fail. Never cleared once seen.
     pub const WRITE_CLOSED: Ready = Ready(0b1000);
-    /// Both "closed" bits: the part of readiness that is sticky.
-    pub(crate) const CLOSED: Ready = Ready(0b1100);
+    /// Urgent (out-of-band) TCP data arrived at some point. Never cleared
+    /// once seen, and never a reason to wake a reader by itself: it only
+    /// tells [`IoSource::poll_transfer`](crate::IoSource::poll_transfer) that
+    /// a short read no longer proves the socket drained, because Linux stops
+    /// a read at the urgent mark with bytes still queued behind it.
+    pub const PRIORITY: Ready = Ready(0b1_0000);
+    /// The bits a clear never removes.
+    pub(crate) const STICKY: Ready = Ready(0b1_1100);
     /// Every bit.
-    pub const ALL: Ready = Ready(0b1111);
+    pub const ALL: Ready = Ready(0b1_1111);
 
     /// Converts a mio event to readiness bits.
     ///
@@ -51,6 +57,9 @@ impl Ready {
         }
         if event.is_error() {
             ready |= Ready::READABLE | Ready::WRITABLE;
+        }
+        if event.is_priority() {
+            ready |= Ready::PRIORITY;
         }
         ready
     }
@@ -114,6 +123,7 @@ impl fmt::Debug for Ready {
             (Ready::WRITABLE, "WRITABLE"),
             (Ready::READ_CLOSED, "READ_CLOSED"),
             (Ready::WRITE_CLOSED, "WRITE_CLOSED"),
+            (Ready::PRIORITY, "PRIORITY"),
         ];
         let mut set = f.debug_set();
         for (bit, name) in names {
@@ -165,7 +175,8 @@ pub struct ReadyEvent {
 }
 
 impl ReadyEvent {
-    /// The readiness bits of the direction that was polled.
+    /// The readiness bits of the direction that was polled, plus
+    /// [`Ready::PRIORITY`] if urgent data was ever seen.
     pub fn ready(&self) -> Ready {
         self.ready
     }
@@ -180,13 +191,16 @@ mod tests {
         let r = Direction::Read.mask();
         let w = Direction::Write.mask();
         assert!(!r.intersects(w));
-        assert_eq!(r | w, Ready::ALL);
+        assert_eq!(r | w | Ready::PRIORITY, Ready::ALL);
     }
 
     #[test]
     fn sub_removes_only_named_bits() {
         let all = Ready::ALL;
-        assert_eq!(all - Ready::READABLE, Ready::WRITABLE | Ready::CLOSED);
+        assert_eq!(
+            all - Ready::READABLE,
+            Ready::WRITABLE | Ready::READ_CLOSED | Ready::WRITE_CLOSED | Ready::PRIORITY
+        );
         assert_eq!(format!("{:?}", Ready::READABLE), "{READABLE}");
     }
 }

@@ -31,8 +31,8 @@ use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
 
-/// Bits 0..4 of the word: the [`Ready`] bits.
-const READY_MASK: u64 = 0x0f;
+/// Bits 0..5 of the word: the [`Ready`] bits.
+const READY_MASK: u64 = 0x1f;
 /// Bit 7: the runtime shut down; every later poll fails instead of waiting.
 const SHUTDOWN: u64 = 0x80;
 /// Bits 8..64: the tick, bumped by every event the driver delivers for this
@@ -74,8 +74,8 @@ impl ScheduledIo {
     /// wrong would never be cleared.
     pub(crate) fn new(initial: Ready) -> ScheduledIo {
         debug_assert!(
-            !initial.intersects(Ready::CLOSED),
-            "a new source cannot start closed"
+            !initial.intersects(Ready::STICKY),
+            "a new source cannot start closed or with urgent data seen"
         );
         ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
@@ -169,13 +169,14 @@ impl ScheduledIo {
         if current & SHUTDOWN != 0 {
             return Some(Err(shutdown_error()));
         }
-        let ready = Ready::from_bits(current as u8) & direction.mask();
+        let bits = Ready::from_bits(current as u8);
+        let ready = bits & direction.mask();
         if ready.is_empty() {
             return None;
         }
         Some(Ok(ReadyEvent {
             tick: current >> TICK_SHIFT,
-            ready,
+            ready: ready | (bits & Ready::PRIORITY),
         }))
     }
 
@@ -184,7 +185,7 @@ impl ScheduledIo {
     /// tick moved). The closed bits are sticky and never cleared.
     #[inline]
     pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
-        let clear = u64::from((observed.ready - Ready::CLOSED).bits());
+        let clear = u64::from((observed.ready - Ready::STICKY).bits());
         let mut current = self.readiness.load(Ordering::Acquire);
         loop {
             if current >> TICK_SHIFT != observed.tick {
@@ -303,6 +304,22 @@ mod tests {
         io.clear_readiness(seen);
         let after = io.observe(Direction::Read).unwrap().unwrap();
         assert_eq!(after.ready(), Ready::READ_CLOSED);
+    }
+
+    #[test]
+    fn urgent_data_is_sticky_but_never_readiness_by_itself() {
+        let io = ScheduledIo::new(Ready::EMPTY);
+        let mut wake = Vec::new();
+        io.set_readiness(Ready::READABLE | Ready::PRIORITY, &mut wake);
+        let seen = io.observe(Direction::Read).unwrap().unwrap();
+        assert!(seen.ready().contains(Ready::PRIORITY));
+        io.clear_readiness(seen);
+        // Not ready: the urgent bit alone does not make a read worth trying...
+        assert!(io.observe(Direction::Read).is_none());
+        // ...but it is still there for the next edge.
+        io.set_readiness(Ready::READABLE, &mut wake);
+        let next = io.observe(Direction::Read).unwrap().unwrap();
+        assert!(next.ready().contains(Ready::PRIORITY));
     }
 
     #[test]
