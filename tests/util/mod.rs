@@ -1,20 +1,46 @@
 //! Helpers shared by the integration tests. Each test file includes this
 //! module and uses a subset, hence the `dead_code` allowance.
+//!
+//! This file holds the runtime, connection, data and assertion helpers that
+//! many files use; helpers around one larger idea have a submodule:
+//! [`buffered`] (connections with chosen kernel buffers) and [`slow_reader`]
+//! (a writer facing a slow, gated reader).
 #![allow(dead_code)]
+
+pub mod buffered;
+pub mod slow_reader;
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Wake};
 use std::time::Duration;
 
 use futures_util::future::join;
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use proptest::strategy::Strategy;
+use proptest::test_runner::{Config, TestRunner};
+use reveille::io::{AsyncRead, AsyncWrite};
 use reveille::net::{TcpListener, TcpStream};
 
 /// The bound every test puts on its own run: far above what any test takes on
 /// a loaded two-core machine, far below CI's patience.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bound on one property case (or one plain test) of the property-test files.
+pub const CASE_LIMIT: Duration = Duration::from_secs(20);
+
+/// Read/write timeout of every std socket, and patience of every std thread,
+/// in the tests bounded by [`CASE_LIMIT`].
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Readiness waits a loop may do before the test calls it a spin: far above
+/// any real run (hundreds at most), reached in well under a second by a bug
+/// where readiness resolves forever while the operation never moves, which no
+/// in-runtime timeout could interrupt (the task would never yield).
+pub const SPIN_LIMIT: usize = 100_000;
 
 /// Runs `future` on a fresh runtime, failing the test if it takes longer than
 /// [`TEST_TIMEOUT`].
@@ -42,6 +68,14 @@ pub async fn listener() -> TcpListener {
 /// A connected pair: (client, server), both reveille streams on this runtime.
 pub async fn pair() -> (TcpStream, TcpStream) {
     let listener = listener().await;
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = join(TcpStream::connect(addr), listener.accept()).await;
+    (client.expect("connect"), accepted.expect("accept").0)
+}
+
+/// (client, accepted) on `listener`, for tests that configure the listener
+/// first.
+pub async fn connect_to(listener: &TcpListener) -> (TcpStream, TcpStream) {
     let addr = listener.local_addr().unwrap();
     let (client, accepted) = join(TcpStream::connect(addr), listener.accept()).await;
     (client.expect("connect"), accepted.expect("accept").0)
@@ -162,4 +196,71 @@ pub fn peer_exit(peer: std::net::TcpStream, how: PeerExit) {
             .unwrap();
     }
     drop(peer);
+}
+
+/// Asserts that `received` is exactly `expected`, with a useful message: the
+/// lengths, or the first differing offset (never megabytes of bytes).
+pub fn assert_same_bytes(received: &[u8], expected: &[u8], what: &str) {
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "{what}: received {} bytes, expected {}",
+        received.len(),
+        expected.len()
+    );
+    if let Some(at) = received.iter().zip(expected).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: first differing byte at offset {at} of {}",
+            expected.len()
+        );
+    }
+}
+
+/// Polls `future` once with the current task's context.
+pub async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// Echoes until EOF, then closes; returns how many bytes it echoed.
+pub async fn echo(
+    reader: &mut (impl AsyncRead + Unpin),
+    writer: &mut (impl AsyncWrite + Unpin),
+    buffer: usize,
+) -> io::Result<usize> {
+    let mut buffer = vec![0u8; buffer];
+    let mut total = 0;
+    loop {
+        let n = reader.read(&mut buffer).await?;
+        if n == 0 {
+            writer.close().await?;
+            return Ok(total);
+        }
+        writer.write_all(&buffer[..n]).await?;
+        total += n;
+    }
+}
+
+/// Runs a property over `cases` random inputs and panics with proptest's
+/// report (minimal failing input included) if it fails. Each case should
+/// bound itself (`run_for(CASE_LIMIT, ..)`).
+pub fn check<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value))
+where
+    S::Value: std::fmt::Debug,
+{
+    let mut runner = TestRunner::new(Config {
+        cases,
+        // Never write `proptest-regressions` files into the source tree.
+        failure_persistence: None,
+        // A failing case may be a timeout; do not spend minutes shrinking it.
+        max_shrink_iters: 32,
+        max_shrink_time: 30_000,
+        ..Config::default()
+    });
+    let result = runner.run(&strategy, |value| {
+        test(value);
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
 }
