@@ -274,3 +274,38 @@ fn timeout_elapses_on_a_slow_future_and_passes_a_fast_one() {
         assert_eq!(fast, Ok("ok"));
     });
 }
+
+#[test]
+fn a_task_dropped_before_its_first_poll_reports_cancelled() {
+    let runtime = Runtime::new().unwrap();
+    // Spawned from outside block_on: queued, never polled.
+    let handle = runtime.spawn(async { 1 });
+    drop(runtime);
+    let error = run(handle).unwrap_err();
+    assert!(error.is_cancelled(), "{error}");
+}
+
+/// Panics when dropped: a future whose destructor misbehaves.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("boom in a destructor");
+    }
+}
+
+#[test]
+fn a_panic_in_an_aborted_tasks_destructor_stays_in_the_task() {
+    run(async {
+        let handle = reveille::spawn(async {
+            let _bomb = PanicOnDrop;
+            forever().await;
+        });
+        reveille::sleep(Duration::from_millis(1)).await;
+        handle.abort();
+        // The destructor's panic is caught where the task is dropped; the
+        // handle still says why the task ended, and this task goes on.
+        assert!(handle.await.unwrap_err().is_cancelled());
+        assert_eq!(reveille::spawn(async { 2 }).await.unwrap(), 2);
+    });
+}

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,7 +72,7 @@ impl<T> JoinState<T> {
 
 /// Wraps `future` so that it reports to a [`JoinHandle`]: its output, a panic
 /// (caught, so the runtime survives), or cancellation by abort or by being
-/// dropped with its runtime.
+/// dropped with its runtime, polled or not.
 pub(crate) fn task<F>(future: F) -> (BoxFuture, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
@@ -90,53 +90,80 @@ where
     let handle = JoinHandle {
         state: state.clone(),
     };
-    // Boxed on its own: an async block that captured `future` and then
-    // pinned it in a local would hold two copies of its size (the capture
-    // and the local; rust-lang/rust#62958), and an echo task's future is
-    // mostly its 4 KiB buffer.
-    let future = Box::pin(future);
-    let task = async move {
-        // Declared first, so dropped last: if the task is dropped before it
-        // finishes (runtime shutdown), the handle learns of it only after the
-        // future itself, and the sockets it owned, are gone.
-        let report = Report(state);
-        let output = {
-            let mut future = future;
-            let mut first_poll = true;
-            poll_fn(|cx| {
-                if first_poll {
-                    first_poll = false;
-                    report.0.lock().task_waker = Some(cx.waker().clone());
-                }
-                if report.0.aborted.load(Ordering::Acquire) {
-                    return Poll::Ready(Err(JoinError::cancelled()));
-                }
-                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Err(JoinError::panicked(payload))),
-                }
-            })
-            .await
-            // The inner future is dropped here, before the handle is told.
-        };
-        report.0.complete(output);
+    let harness = Harness {
+        // Boxed on its own so that the harness is `Unpin` and can be polled
+        // without `unsafe` pin projection.
+        future: Some(Box::pin(future)),
+        state,
+        first_poll: true,
     };
-    (Box::pin(task), handle)
+    (Box::pin(harness), handle)
 }
 
-/// Tells the handle "cancelled" if the task is dropped unfinished.
-struct Report<T>(Arc<JoinState<T>>);
+/// A spawned future and the state its [`JoinHandle`] watches.
+///
+/// Whatever ends the task (output, panic, abort, or being dropped, even
+/// before its first poll), the future is dropped first, with its sockets,
+/// and only then is the handle told; a panic in the future's destructor is
+/// caught like one in its `poll`.
+struct Harness<F: Future> {
+    /// `None` once the task has ended.
+    future: Option<Pin<Box<F>>>,
+    state: Arc<JoinState<F::Output>>,
+    /// Until the first poll, `abort` has no waker to call.
+    first_poll: bool,
+}
 
-impl<T> Drop for Report<T> {
+impl<F: Future> Harness<F> {
+    /// Drops the future (catching a panic in its destructor) and reports
+    /// `output`, or the destructor's panic if `output` was a success.
+    fn finish(&mut self, output: Result<F::Output, JoinError>) {
+        let dropped = catch_unwind(AssertUnwindSafe(|| drop(self.future.take())));
+        let output = match (output, dropped) {
+            (Ok(_), Err(payload)) => Err(JoinError::panicked(payload)),
+            (output, _) => output,
+        };
+        self.state.complete(output);
+    }
+}
+
+impl<F: Future> Future for Harness<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(());
+        };
+        if this.first_poll {
+            this.first_poll = false;
+            this.state.lock().task_waker = Some(cx.waker().clone());
+        }
+        if this.state.aborted.load(Ordering::Acquire) {
+            this.finish(Err(JoinError::cancelled()));
+            return Poll::Ready(());
+        }
+        let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => Err(JoinError::panicked(payload)),
+        };
+        this.finish(output);
+        Poll::Ready(())
+    }
+}
+
+impl<F: Future> Drop for Harness<F> {
     fn drop(&mut self) {
-        self.0.complete(Err(JoinError::cancelled()));
+        if self.future.is_some() {
+            self.finish(Err(JoinError::cancelled()));
+        }
     }
 }
 
 impl<T> JoinHandle<T> {
-    /// Cancels the task. It is dropped at its next scheduling point (or
-    /// right away, if it is waiting), and awaiting this handle then gives a
+    /// Cancels the task: it is woken, and dropped at its next poll (the next
+    /// time a thread runs its runtime), and awaiting this handle then gives a
     /// [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled) is
     /// true, unless it had already finished, in which case its output stays.
     pub fn abort(&self) {

@@ -58,8 +58,14 @@ impl TaskWaker {
 
     /// Called by the worker just before it polls the task, so that a wake
     /// during the poll queues it again.
+    ///
+    /// A read-modify-write, not a store: a wake from another thread that
+    /// found the flag set was swallowed on the promise that this poll sees
+    /// what that thread wrote before waking. The Acquire half of this swap,
+    /// reading the value its `swap(true, AcqRel)` wrote, is what keeps that
+    /// promise.
     pub(crate) fn unschedule(&self) {
-        self.scheduled.store(false, Ordering::Release);
+        self.scheduled.swap(false, Ordering::AcqRel);
     }
 }
 
