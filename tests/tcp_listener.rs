@@ -157,3 +157,37 @@ fn an_accept_dropped_while_its_connection_is_pending_loses_nothing() {
         assert_eq!(&buf, b"y");
     });
 }
+
+#[test]
+fn a_listener_polled_from_a_foreign_executor_keeps_its_connections() {
+    let runtime = std::sync::Arc::new(reveille::Runtime::new().unwrap());
+    let (stop, stopped) = futures_channel::oneshot::channel::<()>();
+    let driver = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.block_on(stopped))
+    };
+    // Created on the runtime's thread, then used from this one, which has no
+    // reveille runtime: accepted streams must join the listener's runtime.
+    let listener = util::foreign_block_on(
+        runtime.spawn(async { reveille::net::TcpListener::bind("127.0.0.1:0").await }),
+    )
+    .unwrap()
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut client, b"ping").unwrap();
+        let mut reply = [0; 4];
+        std::io::Read::read_exact(&mut client, &mut reply).unwrap();
+        reply
+    });
+    let (stream, _) = util::foreign_block_on(listener.accept()).expect("accept");
+    util::foreign_block_on(async {
+        let mut buf = [0; 4];
+        (&stream).read_exact(&mut buf).await.unwrap();
+        (&stream).write_all(&buf).await.unwrap();
+    });
+    assert_eq!(&client.join().unwrap(), b"ping");
+    stop.send(()).unwrap();
+    driver.join().unwrap().unwrap();
+}

@@ -70,6 +70,18 @@ impl<T: mio::event::Source> IoSource<T> {
         Ok(IoSource { registration, io })
     }
 
+    /// Registers `io` ("maybe ready", as in [`new`](IoSource::new)) with the
+    /// runtime that `self` belongs to, whichever thread this runs on: for
+    /// sources that another one hands out, such as accepted connections,
+    /// which belong with their listener even when it is polled from another
+    /// executor.
+    pub fn register_beside<U: mio::event::Source>(&self, mut io: U) -> io::Result<IoSource<U>> {
+        let registration = self
+            .registration
+            .beside(&mut io, Ready::READABLE | Ready::WRITABLE)?;
+        Ok(IoSource { registration, io })
+    }
+
     /// The source itself, for operations that never block (addresses,
     /// options).
     pub fn get_ref(&self) -> &T {

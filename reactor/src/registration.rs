@@ -24,7 +24,23 @@ impl Registration {
         source: &mut impl mio::event::Source,
         initial: Ready,
     ) -> io::Result<Registration> {
-        let driver = context::driver()?;
+        Registration::with_driver(context::driver()?, source, initial)
+    }
+
+    /// Registers `source` with the same driver as `self`.
+    pub(crate) fn beside(
+        &self,
+        source: &mut impl mio::event::Source,
+        initial: Ready,
+    ) -> io::Result<Registration> {
+        Registration::with_driver(self.driver.clone(), source, initial)
+    }
+
+    fn with_driver(
+        driver: Arc<DriverHandle>,
+        source: &mut impl mio::event::Source,
+        initial: Ready,
+    ) -> io::Result<Registration> {
         let (io, token) = driver.register(source, initial)?;
         Ok(Registration { driver, io, token })
     }

@@ -264,3 +264,30 @@ where
         panic!("{error}");
     }
 }
+
+/// Drives `future` to completion with a minimal executor of its own (a
+/// thread-parking waker), to use reveille objects from a foreign executor.
+/// Gives up after [`TEST_TIMEOUT`].
+pub fn foreign_block_on<F: Future>(future: F) -> F::Output {
+    struct Unparker(std::thread::Thread);
+    impl Wake for Unparker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unparker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + TEST_TIMEOUT;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        let now = std::time::Instant::now();
+        assert!(
+            now < deadline,
+            "foreign_block_on: no progress within {TEST_TIMEOUT:?}"
+        );
+        std::thread::park_timeout(deadline - now);
+    }
+}

@@ -113,7 +113,10 @@ impl TcpListener {
     /// Polls for a connection; see [`accept`](TcpListener::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, peer) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
-        Poll::Ready(TcpStream::from_mio(stream).map(|stream| (stream, peer)))
+        // With the listener's runtime, not this thread's: a listener polled
+        // from another executor must not lose the connections it accepts.
+        let stream = TcpStream::from_source(self.io.register_beside(stream)?);
+        Poll::Ready(Ok((stream, peer)))
     }
 
     /// A stream of incoming connections: [`accept`](TcpListener::accept) in a

@@ -99,18 +99,18 @@ impl TcpStream {
         Ok(stream)
     }
 
-    /// Wraps an accepted mio stream.
-    pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            io: IoSource::new(stream)?,
-        })
+    /// Wraps a registered mio stream (an accepted connection).
+    pub(crate) fn from_source(io: IoSource<mio::net::TcpStream>) -> TcpStream {
+        TcpStream { io }
     }
 
     /// Adopts a connected standard-library stream, switching it to
     /// non-blocking mode and registering it with this thread's runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+        Ok(TcpStream {
+            io: IoSource::new(mio::net::TcpStream::from_std(stream))?,
+        })
     }
 
     /// The remote address.
