@@ -71,17 +71,21 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
 /// Queues `id` on this thread's worker if that worker belongs to `shared`;
 /// returns false if the caller must go through the injection queue.
 pub(crate) fn schedule_local(shared: &Arc<Shared>, id: TaskId) -> bool {
-    CURRENT.with(|cell| match cell.try_borrow() {
-        Ok(current) => match current.as_ref() {
-            Some(current) if Arc::ptr_eq(&current.shared, shared) => {
-                current.local.schedule(id);
-                true
-            }
-            _ => false,
-        },
-        // Mid enter/exit: not a safe time to touch the local queue.
-        Err(_) => false,
-    })
+    // `try_with`: a waker may fire from another thread-local's destructor,
+    // after this one is gone; the injection queue still works then.
+    CURRENT
+        .try_with(|cell| match cell.try_borrow() {
+            Ok(current) => match current.as_ref() {
+                Some(current) if Arc::ptr_eq(&current.shared, shared) => {
+                    current.local.schedule(id);
+                    true
+                }
+                _ => false,
+            },
+            // Mid enter/exit: not a safe time to touch the local queue.
+            Err(_) => false,
+        })
+        .unwrap_or(false)
 }
 
 /// Spawns onto this thread's runtime.

@@ -76,10 +76,11 @@ impl DriverHandle {
     /// closed, so the kernel stops reporting it while the number is still
     /// ours.
     pub(crate) fn deregister(&self, source: &mut impl mio::event::Source, token: mio::Token) {
-        // After shutdown the Poll is closed and epoll_ctl would fail with
-        // EBADF; the slot is already gone. During normal running a failure
-        // here can only mean the fd is not registered, which leaves nothing to
-        // undo, so the error is deliberately dropped.
+        // After shutdown no event will ever be read from this epoll instance
+        // (our registry's duplicate of its fd keeps it open, but the driver
+        // that polled it is gone) and the slot is already drained, so there
+        // is nothing to undo. During normal running a failure here can only
+        // mean the fd is not registered, so the error is deliberately dropped.
         if !self.shut_down.load(Ordering::Acquire) {
             let _ = self.registry.deregister(source);
         }
@@ -186,7 +187,7 @@ impl Driver {
             Err(error) => return Err(error),
         }
 
-        {
+        if !self.events.is_empty() {
             let slab = self.handle.slab();
             for event in &self.events {
                 if event.token() == WAKER_TOKEN {

@@ -52,7 +52,12 @@ impl Ready {
         if event.is_read_closed() {
             ready |= Ready::READ_CLOSED;
         }
-        if event.is_write_closed() {
+        // mio also calls a bare EPOLLERR "write closed", but an error can be
+        // transient (an ICMP error or a timestamp on the error queue), and a
+        // sticky closed bit after it would make every later WouldBlock write
+        // loop without end. Only a hang-up closes the write side for good;
+        // an error just makes both directions retry their syscall (below).
+        if event.is_write_closed() && !event.is_error() {
             ready |= Ready::WRITE_CLOSED;
         }
         if event.is_error() {

@@ -11,6 +11,12 @@ use std::sync::Arc;
 
 use crate::scheduled_io::ScheduledIo;
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "reveille needs a 64-bit target: a token packs a 32-bit generation above a \
+     32-bit slot index in one usize"
+);
+
 /// The token of the driver's own `mio::Waker`: its index half is `u32::MAX`,
 /// which [`Slab::insert`] never hands out.
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);

@@ -4,8 +4,9 @@
 //! timeout is the earliest of them. Creating a timer costs nothing until it is
 //! first polled; registering, re-polling and dropping one is one map operation
 //! (O(log n)) under an uncontended lock, and never a syscall, except that a
-//! timer registered from another thread that becomes the earliest wakes the
-//! driver so that it shortens its wait.
+//! timer that becomes the earliest while the driver is parked (a `Sleep`
+//! re-polled from another thread, or its first poll on a thread whose
+//! runtime is this one) wakes the driver so that it shortens its wait.
 //!
 //! # Resolution
 //!
@@ -267,8 +268,10 @@ impl From<Elapsed> for std::io::Error {
     }
 }
 
-/// Runs `future` for at most `duration`: its output, or [`Elapsed`] if the
-/// time ran out first, in which case `future` is dropped (cancelled).
+/// Runs `future` for at most `duration` from now: its output, or
+/// [`Elapsed`] if the time ran out first, in which case `future` is dropped
+/// (cancelled). The deadline is set when `timeout` is called, not when the
+/// returned future is first polled.
 ///
 /// # Examples
 ///
@@ -282,19 +285,24 @@ impl From<Elapsed> for std::io::Error {
 ///     assert_eq!(timeout(Duration::from_secs(60), async { 7 }).await, Ok(7));
 /// });
 /// ```
-pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let mut future = pin!(future);
+pub fn timeout<F: Future>(
+    duration: Duration,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
     let mut deadline = sleep(duration);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        match Pin::new(&mut deadline).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
+    async move {
+        let mut future = pin!(future);
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            match Pin::new(&mut deadline).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
