@@ -64,21 +64,6 @@ fn assert_no_sigpipe_pending() {
     assert_eq!(is_pending, 0, "a SIGPIPE was raised");
 }
 
-/// Waits (at most `limit`) until the kernel reports `fd` hung up or in
-/// error, e.g. the peer's reset has arrived.
-fn wait_for_hangup(fd: RawFd, limit: Duration) {
-    let mut pollfd = libc::pollfd {
-        fd,
-        // POLLHUP and POLLERR are always reported; ask for nothing else.
-        events: 0,
-        revents: 0,
-    };
-    let millis = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid, exclusively borrowed pollfd, and a count of 1.
-    let n = unsafe { libc::poll(&mut pollfd, 1, millis) };
-    assert!(n >= 0, "poll: {}", io::Error::last_os_error());
-}
-
 /// How the connection goes away before we write.
 #[derive(Debug, Clone, Copy)]
 enum Gone {
@@ -164,7 +149,7 @@ fn writes_to_a_gone_connection_fail_without_raising_sigpipe() {
                             );
                             assert!(n > 0);
                             // The reset answering it is the signal to retry.
-                            wait_for_hangup(client.as_raw_fd(), Duration::from_secs(5));
+                            util::wait_for_hangup(client.as_raw_fd(), Duration::from_secs(5));
                         }
                         Err(error) => {
                             assert!(

@@ -6,7 +6,7 @@ mod util;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use futures_util::future::join;
@@ -60,24 +60,6 @@ fn peer_reset_in_the_middle_of_write_all_fails_the_write() {
     });
 }
 
-/// Waits (at most `limit`) until the kernel reports the connection of `fd`
-/// hung up or in error: after a write to a closed peer, that is the peer's
-/// reset arriving. The readiness signal for "the reset is here", where a
-/// sleep would only guess.
-fn wait_for_hangup(fd: RawFd, limit: Duration) {
-    let mut pollfd = libc::pollfd {
-        fd,
-        // POLLHUP and POLLERR are always reported; ask for nothing else.
-        events: 0,
-        revents: 0,
-    };
-    let millis = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `pollfd` is one valid, exclusively borrowed pollfd, and the
-    // count passed is 1.
-    let n = unsafe { libc::poll(&mut pollfd, 1, millis) };
-    assert!(n >= 0, "poll: {}", io::Error::last_os_error());
-}
-
 /// Writes until the kernel refuses, `max` tries at most. Between tries it
 /// waits for the peer's reset to arrive (bounded), so that the count does not
 /// depend on how fast loopback delivers it. Returns the number of successful
@@ -89,7 +71,7 @@ async fn write_until_error(stream: &TcpStream, max: usize) -> (usize, io::Error)
             Ok(n) => assert!(n > 0, "write returned 0"),
             Err(error) => return (done, error),
         }
-        wait_for_hangup(stream.as_raw_fd(), Duration::from_secs(5));
+        util::wait_for_hangup(stream.as_raw_fd(), Duration::from_secs(5));
         yield_now().await;
     }
     panic!("{max} writes to a closed peer all succeeded");

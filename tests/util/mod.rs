@@ -291,3 +291,21 @@ pub fn foreign_block_on<F: Future>(future: F) -> F::Output {
         std::thread::park_timeout(deadline - now);
     }
 }
+
+/// Waits (at most `limit`) until the kernel reports the connection of `fd`
+/// hung up or in error: after a write to a closed peer, that is the peer's
+/// reset arriving. The readiness signal for "the reset is here", where a
+/// sleep would only guess.
+pub fn wait_for_hangup(fd: std::os::fd::RawFd, limit: Duration) {
+    let mut pollfd = libc::pollfd {
+        fd,
+        // POLLHUP and POLLERR are always reported; ask for nothing else.
+        events: 0,
+        revents: 0,
+    };
+    let millis = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pollfd` is one valid, exclusively borrowed pollfd, and the
+    // count passed is 1.
+    let n = unsafe { libc::poll(&mut pollfd, 1, millis) };
+    assert!(n >= 0, "poll: {}", io::Error::last_os_error());
+}
