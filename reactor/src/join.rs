@@ -216,13 +216,17 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    /// The payload sits behind a mutex only to make `JoinError` `Sync` (and so
-    /// convertible to `io::Error`); the message is extracted up front for
-    /// `Display`.
-    Panic {
-        message: String,
-        payload: Mutex<Box<dyn Any + Send + 'static>>,
-    },
+    /// Boxed: every task's join state has room for a `JoinError`, and only
+    /// a panicking one needs more than a word for it.
+    Panic(Box<Panicked>),
+}
+
+struct Panicked {
+    /// Extracted up front for `Display`.
+    message: String,
+    /// Behind a mutex only to make `JoinError` `Sync` (and so convertible to
+    /// `io::Error`).
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
 }
 
 impl JoinError {
@@ -241,10 +245,10 @@ impl JoinError {
             "a non-string payload".to_owned()
         };
         JoinError {
-            repr: Repr::Panic {
+            repr: Repr::Panic(Box::new(Panicked {
                 message,
                 payload: Mutex::new(payload),
-            },
+            })),
         }
     }
 
@@ -255,7 +259,7 @@ impl JoinError {
 
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic { .. })
+        matches!(self.repr, Repr::Panic(_))
     }
 
     /// The panic's payload, to resume it with [`std::panic::resume_unwind`].
@@ -271,9 +275,10 @@ impl JoinError {
     /// The panic's payload, or the error back if the task did not panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic { payload, .. } => {
-                Ok(payload.into_inner().unwrap_or_else(|p| p.into_inner()))
-            }
+            Repr::Panic(panicked) => Ok(panicked
+                .payload
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())),
             repr => Err(JoinError { repr }),
         }
     }
@@ -283,7 +288,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => f.write_str("task was cancelled"),
-            Repr::Panic { message, .. } => write!(f, "task panicked: {message}"),
+            Repr::Panic(panicked) => write!(f, "task panicked: {}", panicked.message),
         }
     }
 }
@@ -292,7 +297,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panic { message, .. } => write!(f, "JoinError::Panic({message:?})"),
+            Repr::Panic(panicked) => write!(f, "JoinError::Panic({:?})", panicked.message),
         }
     }
 }
