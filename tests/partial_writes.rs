@@ -52,16 +52,21 @@ fn one_write_into_small_buffers_is_partial_and_its_count_exact() {
                 data.len()
             );
             gate.open();
-            let mut offset = first;
-            while offset < data.len() {
-                let n = w.write(&data[offset..]).await.unwrap();
-                assert!(n > 0 && n <= data.len() - offset);
-                offset += n;
-            }
-            w.close().await.unwrap();
+            write_rest(w, &data, first).await;
             assert_same_bytes(&received.get().await, &data, &format!("{kind:?}"));
         });
     }
+}
+
+/// Writes `data[offset..]` with plain writes, checking each count, then
+/// closes: what the tests above do once the first write has been counted.
+async fn write_rest(mut w: &reveille::net::TcpStream, data: &[u8], mut offset: usize) {
+    while offset < data.len() {
+        let n = w.write(&data[offset..]).await.unwrap();
+        assert!(n > 0 && n <= data.len() - offset);
+        offset += n;
+    }
+    w.close().await.unwrap();
 }
 
 /// The same with one `write_vectored` over 64 slices: the count is a prefix
@@ -86,13 +91,7 @@ fn one_write_vectored_into_small_buffers_is_partial_and_its_count_exact() {
                 data.len()
             );
             gate.open();
-            let mut offset = first;
-            while offset < data.len() {
-                let n = w.write(&data[offset..]).await.unwrap();
-                assert!(n > 0 && n <= data.len() - offset);
-                offset += n;
-            }
-            w.close().await.unwrap();
+            write_rest(w, &data, first).await;
             assert_same_bytes(&received.get().await, &data, &format!("{kind:?}"));
         });
     }
