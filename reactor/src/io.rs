@@ -14,6 +14,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use crate::coop;
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::registration::Registration;
 
@@ -96,6 +97,14 @@ impl<T: mio::event::Source> IoSource<T> {
     /// is what clears readiness, so an `op` that returns `WouldBlock` for any
     /// other reason would wait for an edge that never comes. `Interrupted` is
     /// retried at once.
+    ///
+    /// # Fairness
+    ///
+    /// Each call that resolves spends one unit of the calling task's budget
+    /// (128 per poll by default, see [`Builder::task_budget`](crate::Builder::task_budget)). Once the budget
+    /// is spent, the call wakes the task and returns `Pending` without trying
+    /// the syscall, so a task whose socket is always ready still lets the
+    /// others run. Off a reveille worker thread there is no budget.
     #[inline]
     pub fn poll_io<R>(
         &self,
@@ -145,8 +154,15 @@ impl<T: mio::event::Source> IoSource<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
+        ready!(coop::poll_proceed(cx));
         loop {
-            let event = ready!(self.registration.poll_ready(cx, direction))?;
+            let event = match self.registration.poll_ready(cx, direction) {
+                Poll::Ready(event) => event?,
+                Poll::Pending => {
+                    coop::refund();
+                    return Poll::Pending;
+                }
+            };
             match op(&self.io) {
                 Ok(value) => {
                     if drained(&value) && !event.ready().contains(Ready::PRIORITY) {
@@ -215,12 +231,20 @@ impl<T: mio::event::Source> IoSource<T> {
     }
 
     /// Polls for readiness of `direction` without doing any I/O.
+    ///
+    /// Like every operation that may wait, it spends one unit of the task's
+    /// budget when it resolves; see [`poll_io`](IoSource::poll_io).
     pub fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
-        self.registration.poll_ready(cx, direction)
+        ready!(coop::poll_proceed(cx));
+        let polled = self.registration.poll_ready(cx, direction);
+        if polled.is_pending() {
+            coop::refund();
+        }
+        polled
     }
 
     /// Waits until `direction` may be ready. After it resolves, an operation

@@ -16,6 +16,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod context;
+mod coop;
 mod driver;
 mod io;
 mod join;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::context::{self, Current};
+use crate::coop;
 use crate::driver::{Driver, DEFAULT_EVENT_CAPACITY};
 use crate::join::{self, JoinHandle};
 use crate::scheduler::{Injected, Local, Shared};
@@ -57,6 +58,7 @@ struct Core {
     /// Reused buffer for draining the injection queue.
     injected: Vec<Injected>,
     tasks_per_tick: u32,
+    task_budget: Option<u32>,
 }
 
 /// Configures a [`Runtime`].
@@ -70,6 +72,7 @@ struct Core {
 pub struct Builder {
     event_capacity: usize,
     tasks_per_tick: u32,
+    task_budget: Option<u32>,
 }
 
 impl Default for Builder {
@@ -84,6 +87,7 @@ impl Builder {
         Builder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tasks_per_tick: DEFAULT_TASKS_PER_TICK,
+            task_budget: Some(coop::DEFAULT_BUDGET),
         }
     }
 
@@ -97,6 +101,25 @@ impl Builder {
     /// events, when tasks are queued (default 61).
     pub fn tasks_per_tick(&mut self, tasks: u32) -> &mut Builder {
         self.tasks_per_tick = tasks.max(1);
+        self
+    }
+
+    /// How many I/O operations a task may complete in one poll before the
+    /// next one makes it yield (default `Some(128)`); `None` turns the budget
+    /// off.
+    ///
+    /// Without a budget, a task whose socket is always ready (a peer that
+    /// floods it) never returns `Pending` and starves every other task on the
+    /// worker. With one, it goes to the back of the run queue every 128
+    /// operations. Turn it off only to measure what it costs.
+    ///
+    /// ```
+    /// let runtime = reveille_reactor::Builder::new().task_budget(Some(32)).build()?;
+    /// # drop(runtime);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn task_budget(&mut self, budget: Option<u32>) -> &mut Builder {
+        self.task_budget = budget;
         self
     }
 
@@ -116,6 +139,7 @@ impl Builder {
                 local: Local::default(),
                 injected: Vec::new(),
                 tasks_per_tick: self.tasks_per_tick,
+                task_budget: self.task_budget,
             })),
         })
     }
@@ -156,6 +180,7 @@ impl Runtime {
             local,
             injected,
             tasks_per_tick,
+            task_budget,
         } = core;
         context::enter(Current {
             shared: self.shared.clone(),
@@ -168,6 +193,8 @@ impl Runtime {
             driver: Some(driver),
             injected,
             tasks_per_tick,
+            task_budget,
+            _budget: coop::ResetGuard::new(),
         };
         guard.run(future)
     }
@@ -226,6 +253,9 @@ struct CoreGuard<'a> {
     driver: Option<Driver>,
     injected: Vec<Injected>,
     tasks_per_tick: u32,
+    task_budget: Option<u32>,
+    /// Gives the thread back its budget (unlimited) when `block_on` ends.
+    _budget: coop::ResetGuard,
 }
 
 impl CoreGuard<'_> {
@@ -245,6 +275,7 @@ impl CoreGuard<'_> {
                     let Some(id) = c.local.next() else {
                         break;
                     };
+                    coop::reset(self.task_budget);
                     if id == TaskId::MAIN {
                         main.unschedule();
                         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
@@ -289,6 +320,7 @@ impl Drop for CoreGuard<'_> {
             local,
             injected: std::mem::take(&mut self.injected),
             tasks_per_tick: self.tasks_per_tick,
+            task_budget: self.task_budget,
         };
         *self.runtime.core.lock().unwrap_or_else(|p| p.into_inner()) = Some(core);
     }

@@ -1,0 +1,138 @@
+//! Cooperative scheduling: a budget of I/O operations per task poll.
+//!
+//! A task whose socket is always ready (a peer that floods it, or one that
+//! reads as fast as the task writes) would otherwise never return `Pending`:
+//! every `read` and `write_all` completes at once, the task loops inside one
+//! poll, and every other task on the worker starves. So the worker gives each
+//! poll a budget, and every I/O operation that completes spends one unit of
+//! it. When the budget is gone, the next operation wakes its own task and
+//! returns `Pending` instead: the task goes to the back of the run queue, the
+//! others run, and the reactor is polled again before long.
+//!
+//! The budget lives in a thread-local set by the worker before each poll.
+//! Outside a reveille worker (a source polled by another executor) it is
+//! unlimited: that executor's fairness is its own business.
+
+use std::cell::Cell;
+use std::task::{Context, Poll};
+
+/// I/O operations a task may complete in one poll; tokio's figure for the
+/// same idea. Large enough that a busy task pays for a trip through the run
+/// queue only once per many syscalls, small enough that one task cannot hold
+/// the worker for more than a fraction of a millisecond.
+pub(crate) const DEFAULT_BUDGET: u32 = 128;
+
+/// The value that means "no budget": operations never yield.
+const UNLIMITED: u32 = u32::MAX;
+
+thread_local! {
+    static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
+}
+
+/// Gives the task about to be polled its budget (`None`: unlimited).
+#[inline]
+pub(crate) fn reset(budget: Option<u32>) {
+    BUDGET.set(budget.unwrap_or(UNLIMITED));
+}
+
+/// Spends one unit of the running task's budget, or, when it is spent,
+/// schedules the task again and returns `Pending`.
+///
+/// Call it before an operation; if the operation then returns `Pending`
+/// anyway, give the unit back with [`refund`]: a task that waits did not use
+/// the worker.
+#[inline]
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+    let left = BUDGET.get();
+    match left {
+        UNLIMITED => Poll::Ready(()),
+        0 => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        _ => {
+            BUDGET.set(left - 1);
+            Poll::Ready(())
+        }
+    }
+}
+
+/// Returns the unit that [`poll_proceed`] took, for an operation that ended up
+/// waiting.
+#[inline]
+pub(crate) fn refund() {
+    let left = BUDGET.get();
+    if left != UNLIMITED {
+        BUDGET.set(left + 1);
+    }
+}
+
+/// Restores the thread's previous budget when dropped: the worker loop holds
+/// one so that code running on this thread after `block_on` returns (or
+/// unwinds) is unconstrained again.
+#[derive(Debug)]
+pub(crate) struct ResetGuard {
+    previous: u32,
+}
+
+impl ResetGuard {
+    pub(crate) fn new() -> ResetGuard {
+        ResetGuard {
+            previous: BUDGET.get(),
+        }
+    }
+}
+
+impl Drop for ResetGuard {
+    fn drop(&mut self) {
+        BUDGET.set(self.previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_yields_once_and_wakes_the_task() {
+        let _guard = ResetGuard::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        reset(Some(2));
+        assert!(poll_proceed(&mut cx).is_ready());
+        assert!(poll_proceed(&mut cx).is_ready());
+        assert!(poll_proceed(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        refund();
+        assert!(poll_proceed(&mut cx).is_ready());
+        reset(None);
+        for _ in 0..1000 {
+            assert!(poll_proceed(&mut cx).is_ready());
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_guard_restores_the_previous_budget() {
+        reset(None);
+        {
+            let _guard = ResetGuard::new();
+            reset(Some(0));
+        }
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(poll_proceed(&mut cx).is_ready());
+    }
+}
