@@ -7,6 +7,11 @@
 //!   flight; a message is "done" when its last byte is echoed, and its
 //!   latency is the time from being queued to that moment.
 //! * `bulk`: each connection streams 64 KiB writes and reads the echo.
+//! * `flood`: connection 0 streams 64 KiB writes as fast as the server
+//!   echoes them (so the server's side of it is always ready), while every
+//!   other connection does `pingpong`; only the ping-pong messages are
+//!   counted, and their latency is what the mode measures: whether a server
+//!   lets one busy connection starve the others.
 //! * `idle`: opens N connections (source addresses spread over 127.0.0.x),
 //!   does one verified round trip on each, then holds them.
 //!
@@ -36,8 +41,21 @@ pub enum Mode {
     PingPong,
     /// Continuous 64 KiB writes.
     Bulk,
+    /// Connection 0 bulk, the others ping-pong (counted).
+    Flood,
     /// Connections held open.
     Idle,
+}
+
+impl Options {
+    /// Whether connection `id` streams bulk writes rather than messages.
+    fn is_bulk(&self, id: u64) -> bool {
+        match self.mode {
+            Mode::Bulk => true,
+            Mode::Flood => id == 0,
+            Mode::PingPong | Mode::Idle => false,
+        }
+    }
 }
 
 /// Everything the generator is told.
@@ -182,24 +200,25 @@ fn drive(options: &Options) -> Report {
         if stopping {
             return;
         }
-        match options.mode {
-            Mode::Bulk => {
-                // Keep a few writes' worth ahead of what came back.
-                while c.target - c.received < 4 * BULK_WRITE as u64 {
-                    c.target += BULK_WRITE as u64;
-                }
+        if options.is_bulk(c.id) {
+            // A counted flood ends with its ping-pong messages.
+            if options.messages.is_some_and(|limit| *queued_total >= limit) {
+                return;
             }
-            _ => {
-                while (c.target - c.received) / size < options.depth as u64 {
-                    if let Some(limit) = options.messages {
-                        if *queued_total >= limit {
-                            return;
-                        }
+            // Keep a few writes' worth ahead of what came back.
+            while c.target - c.received < 4 * BULK_WRITE as u64 {
+                c.target += BULK_WRITE as u64;
+            }
+        } else {
+            while (c.target - c.received) / size < options.depth as u64 {
+                if let Some(limit) = options.messages {
+                    if *queued_total >= limit {
+                        return;
                     }
-                    c.target += size;
-                    c.queued_at.push_back(now);
-                    *queued_total += 1;
                 }
+                c.target += size;
+                c.queued_at.push_back(now);
+                *queued_total += 1;
             }
         }
     };
@@ -268,7 +287,7 @@ fn drive(options: &Options) -> Report {
                     if counting {
                         counted_bytes += n as u64;
                     }
-                    if options.mode == Mode::PingPong {
+                    if !options.is_bulk(c.id) {
                         let done = c.received / size - before / size;
                         for _ in 0..done {
                             let queued = c.queued_at.pop_front().expect("message in flight");

@@ -17,7 +17,8 @@ use bench::runner::counters::{
 use bench::runner::procs::have;
 use bench::runner::report::Results;
 use bench::runner::workloads::{
-    idle_rss_per_connection, measure, Timing, BULK, MESSAGE_WORKLOADS, SERVERS,
+    idle_rss_per_connection, measure, Timing, BULK, FLOOD, MESSAGE_WORKLOADS, REVEILLE_UNBUDGETED,
+    SERVERS,
 };
 
 struct Options {
@@ -142,7 +143,11 @@ fn run(options: &Options) -> Results {
         warmup: options.warmup,
         duration: options.duration,
     };
-    results.workloads = MESSAGE_WORKLOADS.iter().copied().chain([BULK]).collect();
+    results.workloads = MESSAGE_WORKLOADS
+        .iter()
+        .copied()
+        .chain([BULK, FLOOD])
+        .collect();
     results.samples = vec![vec![Vec::new(); SERVERS.len()]; results.workloads.len()];
     results.idle_rss = vec![Vec::new(); SERVERS.len()];
 
@@ -163,6 +168,16 @@ fn run(options: &Options) -> Results {
                 results.samples[w][s].push(sample);
             }
         }
+        eprintln!(
+            "round {}/{}: {} on {}",
+            round + 1,
+            options.rounds,
+            FLOOD.name,
+            REVEILLE_UNBUDGETED.name
+        );
+        results
+            .unbudgeted_flood
+            .push(measure(REVEILLE_UNBUDGETED, &FLOOD, timing));
         for k in 0..SERVERS.len() {
             let s = (k + round) % SERVERS.len();
             eprintln!(

@@ -5,6 +5,7 @@
 //!         --depth 1 --warmup 0.5 --duration 2
 //! loadgen --addr 127.0.0.1:7878 --mode pingpong --connections 1 --messages 20000 --no-wait
 //! loadgen --addr 127.0.0.1:7878 --mode bulk --connections 1 --duration 2
+//! loadgen --addr 127.0.0.1:7878 --mode flood --connections 2 --duration 2
 //! loadgen --addr 127.0.0.1:7878 --mode idle --connections 10000
 //! ```
 
@@ -40,6 +41,7 @@ fn main() {
                 options.mode = match value.as_str() {
                     "pingpong" => Mode::PingPong,
                     "bulk" => Mode::Bulk,
+                    "flood" => Mode::Flood,
                     "idle" => Mode::Idle,
                     _ => bad("mode"),
                 }
@@ -68,7 +70,7 @@ fn seconds(text: &str) -> Option<Duration> {
 
 fn usage(message: &str) -> ! {
     eprintln!(
-        "loadgen: {message}\nusage: loadgen [--addr A] [--mode pingpong|bulk|idle] \
+        "loadgen: {message}\nusage: loadgen [--addr A] [--mode pingpong|bulk|flood|idle] \
          [--connections N] [--size BYTES] [--depth N] [--warmup S] [--duration S] \
          [--messages N] [--no-wait]"
     );

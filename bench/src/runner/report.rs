@@ -24,6 +24,8 @@ pub struct Results {
     pub instructions: Vec<Vec<Option<f64>>>,
     pub syscalls: Vec<Vec<Option<Syscalls>>>,
     pub allocations: Vec<Option<f64>>,
+    /// The flood workload on reveille with its task budget off, per round.
+    pub unbudgeted_flood: Vec<Sample>,
     pub notes: Vec<String>,
 }
 
@@ -169,6 +171,21 @@ impl Results {
                 .collect::<Vec<_>>(),
             true,
         );
+        if !self.unbudgeted_flood.is_empty() {
+            let of = |metric: fn(&Sample) -> f64| {
+                median(&self.unbudgeted_flood.iter().map(metric).collect::<Vec<_>>())
+            };
+            let _ = writeln!(
+                out,
+                "\nFairness control: the flood row on reveille with its per-task I/O budget \
+                 turned off (`Builder::task_budget(None)`): ping-pong p50 {} µs, p99 {} µs, {} \
+                 messages/s (medians of {} rounds).",
+                human(of(|s| s.p50_us)),
+                human(of(|s| s.p99_us)),
+                human(of(|s| s.messages_per_sec)),
+                self.unbudgeted_flood.len()
+            );
+        }
         table(
             &mut out,
             "Server CPU per message (µs)",

@@ -94,6 +94,23 @@ pub const BULK: Workload = Workload {
     latency: false,
 };
 
+/// Fairness: one connection floods the server while another does ping-pong,
+/// whose rate and latency are what count.
+pub const FLOOD: Workload = Workload {
+    name: "1 flood + 1 ping-pong 64 B",
+    mode: "flood",
+    connections: 2,
+    size: 64,
+    depth: 1,
+    latency: true,
+};
+
+/// reveille with its per-task budget off: the control for [`FLOOD`].
+pub const REVEILLE_UNBUDGETED: ServerKind = ServerKind {
+    name: "reveille, no budget",
+    binary: "echo-reveille-unbudgeted",
+};
+
 impl Workload {
     /// The load generator's arguments, timed or counted.
     pub fn args(&self, timing: Timing) -> Vec<String> {

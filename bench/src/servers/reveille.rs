@@ -9,7 +9,22 @@ use crate::{announce, ExitAfter, ServerArgs, BUFFER_SIZE};
 
 /// Serves until `--exit-after` says stop.
 pub fn run(args: ServerArgs) {
-    reveille::block_on(async move {
+    run_on(&reveille::Runtime::new().expect("runtime"), args)
+}
+
+/// [`run`] with the per-task I/O budget turned off
+/// (`Builder::task_budget(None)`), to measure what the budget buys under a
+/// flood and what it costs elsewhere.
+pub fn run_unbudgeted(args: ServerArgs) {
+    let runtime = reveille::Builder::new()
+        .task_budget(None)
+        .build()
+        .expect("runtime");
+    run_on(&runtime, args)
+}
+
+fn run_on(runtime: &reveille::Runtime, args: ServerArgs) {
+    runtime.block_on(async move {
         let listener = TcpListener::bind(args.addr.as_str()).await.expect("bind");
         announce(listener.local_addr().unwrap());
         let exit = Arc::new(ExitAfter::new(args.exit_after));
