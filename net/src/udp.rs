@@ -356,6 +356,8 @@ impl UdpSocket {
 
     /// Sets `IP_MULTICAST_LOOP`: whether IPv4 multicast this socket sends is
     /// also delivered to this host's members of the group (on by default).
+    /// It governs the local copy of a datagram sent out of a real interface;
+    /// one sent out of the loopback interface comes back regardless.
     pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
         self.io.get_ref().set_multicast_loop_v4(on)
     }
