@@ -217,6 +217,28 @@ fn a_waiting_receiver_is_woken_while_another_task_sends() {
     });
 }
 
+/// `readable` parks until a datagram arrives, and the `try_*` forms then
+/// take it without waiting; `writable` is ready on a fresh socket.
+#[test]
+fn readable_then_try_recv() {
+    on_each_loopback(|local| async move {
+        let (a, b) = (bind(local).await, bind(local).await);
+        a.writable().await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_would_block(b.try_recv_from(&mut buf), "empty queue");
+        {
+            let mut readable = pin!(b.readable());
+            assert!(poll_once(readable.as_mut()).await.is_pending());
+            let to = b.local_addr().unwrap();
+            assert_eq!(a.try_send_to(b"ready", to).unwrap(), 5);
+            readable.await.unwrap();
+        }
+        let (n, from) = b.try_recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"ready"[..], a.local_addr().unwrap()));
+        assert_would_block(b.try_recv(&mut buf), "drained queue");
+    });
+}
+
 #[test]
 fn a_cancelled_recv_loses_no_datagram() {
     run(async {
