@@ -13,6 +13,8 @@
 
 mod addr;
 pub mod tcp;
+mod udp;
 
 pub use addr::ToSocketAddrs;
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
