@@ -279,7 +279,7 @@ impl CoreGuard<'_> {
                     if id == TaskId::MAIN {
                         main.unschedule();
                         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                            return Some(output);
+                            return Batch::Done(output);
                         }
                     } else {
                         c.local.run(id);
@@ -294,19 +294,29 @@ impl CoreGuard<'_> {
                         }
                     }
                 }
-                None
+                Batch::More {
+                    idle: c.local.is_idle(),
+                }
             });
-            if let Some(Some(output)) = batch {
-                return output;
-            }
-
-            let idle = context::with_local(|c| c.local.is_idle()).unwrap_or(true);
+            let idle = match batch {
+                Some(Batch::Done(output)) => return output,
+                Some(Batch::More { idle }) => idle,
+                None => unreachable!("the runtime stays entered while block_on runs"),
+            };
             let driver = self.driver.as_mut().expect("driver present while running");
             if let Err(error) = driver.turn(idle, || shared.has_injected()) {
                 panic!("reveille: epoll_wait failed: {error}");
             }
         }
     }
+}
+
+/// How a batch of polls ended.
+enum Batch<T> {
+    /// The main future finished.
+    Done(T),
+    /// It did not; `idle` says whether any task is still queued.
+    More { idle: bool },
 }
 
 impl Drop for CoreGuard<'_> {
