@@ -4,6 +4,17 @@
 //! TCP retransmits. Threads enter a namespace with `setns(2)` and run their
 //! own reveille runtime there.
 //!
+//! Why the drops are losses TCP must repair: a queue that refuses a whole
+//! packet tells the sending stack at once, which keeps the segment and sends
+//! it again later without calling it a retransmission (measured: with
+//! segmentation offload off, thousands of drops and zero `RetransSegs`). The
+//! loss comes from offload being on, as it is on veth by default: TCP hands
+//! the device super-packets of up to 64 KB, tbf (whose bucket is smaller)
+//! cuts each into MTU-sized segments and queues them one by one, the pfifo
+//! tail-drops the ones that do not fit, and the sender is told the packet
+//! went out. That is a router's tail drop, seen by TCP only through SACKs
+//! and timeouts.
+//!
 //! Creating namespaces needs root and iproute2 (`ip`, `tc`). Where that is
 //! missing, [`NetnsPair::create_or_skip`] says why and the test returns,
 //! unless `REVEILLE_REQUIRE_NETNS=1` (CI) turns the reason into a failure.
@@ -46,8 +57,9 @@ pub const MTU: u32 = 1280;
 /// far slower than what the two TCP stacks would push through an unshaped veth.
 pub const RATE: &str = "50mbit";
 
-/// tbf's bucket: a few full-size packets at line rate. Small enough that the
-/// rate, not the bucket, decides when packets leave.
+/// tbf's bucket: a dozen full-size packets. Small enough that the rate, not
+/// the bucket, decides when packets leave, and smaller than a 64 KB
+/// super-packet, so tbf segments those (see the module docs).
 const BURST: &str = "16kb";
 
 /// Packets the `pfifo` under tbf holds. Ten packets (12.5 KB, 2 ms at the
