@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod buffered;
+pub mod netns;
 pub mod slow_reader;
 
 use std::future::{poll_fn, Future};
