@@ -8,10 +8,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_io::{AsyncRead, AsyncWrite};
-use reveille_reactor::{Direction, IoSource};
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::stream_io::{send, send_vectored, total_len};
+use futures_io::{AsyncRead, AsyncWrite};
+use reveille_reactor::{Direction, IoSource};
 
 /// A TCP connection.
 ///
