@@ -10,7 +10,7 @@
 
 mod util;
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::pin::pin;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::future::join;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use futures_util::StreamExt;
-use reveille::net::{UnixListener, UnixStream};
+use reveille::net::{UnixDatagram, UnixListener, UnixStream};
 use util::socket_path::SocketPath;
 use util::{assert_same_bytes, echo, pattern, poll_once, run, small_buffers, yield_now};
 
@@ -147,6 +147,16 @@ fn pair_carries_bytes_both_ways() {
         assert_eq!(n, 4);
         (&b).read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"abcd");
+        let n = b
+            .try_write_vectored(&[IoSlice::new(b"wx"), IoSlice::new(b"yz")])
+            .unwrap();
+        assert_eq!(n, 4);
+        let (mut x, mut y) = ([0; 1], [0; 8]);
+        let n = (&a)
+            .read_vectored(&mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)])
+            .await
+            .unwrap();
+        assert_eq!((n, &x, &y[..3]), (4, b"w", &b"xyz"[..]));
         assert!(a.peer_addr().unwrap().is_unnamed());
     });
 }
@@ -419,4 +429,22 @@ fn from_std_adopts_a_connected_pair() {
             io::ErrorKind::WouldBlock
         );
     });
+}
+
+#[test]
+fn sockets_made_without_a_runtime_fail_with_an_error_that_says_so() {
+    let path = SocketPath::new("no-runtime");
+    for error in [
+        UnixStream::pair().map(drop).unwrap_err(),
+        UnixListener::bind(&path).map(drop).unwrap_err(),
+        UnixDatagram::unbound().map(drop).unwrap_err(),
+        UnixDatagram::bind(&path).map(drop).unwrap_err(),
+    ] {
+        assert!(
+            error.to_string().contains("runtime"),
+            "the error does not say a runtime is missing: {error}"
+        );
+        // A bind that failed leaves no file behind to block the next one.
+        assert!(!path.path().exists(), "a failed bind left its socket file");
+    }
 }

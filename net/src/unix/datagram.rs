@@ -73,9 +73,12 @@ impl UnixDatagram {
     /// `path` exists, and so on, with a message naming the path.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
         let path = path.as_ref();
-        mio::net::UnixDatagram::bind(path)
-            .and_then(UnixDatagram::register)
-            .map_err(|e| with_path(e, "bind", path))
+        let socket = mio::net::UnixDatagram::bind(path).map_err(|e| with_path(e, "bind", path))?;
+        UnixDatagram::register(socket).map_err(|e| {
+            // The file is ours (bind just made it); see UnixListener::bind.
+            let _ = std::fs::remove_file(path);
+            with_path(e, "bind", path)
+        })
     }
 
     /// A socket bound to no path: it can send, and receive replies only if

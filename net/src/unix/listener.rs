@@ -80,12 +80,19 @@ impl UnixListener {
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         socket.bind(&SockAddr::unix(path)?)?;
-        socket.listen(backlog)?;
-        let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
-        let listener = mio::net::UnixListener::from_std(listener);
-        Ok(UnixListener {
-            io: IoSource::new(listener)?,
-        })
+        let listening = socket.listen(backlog).and_then(|()| {
+            let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
+            IoSource::new(mio::net::UnixListener::from_std(listener))
+        });
+        match listening {
+            Ok(io) => Ok(UnixListener { io }),
+            Err(e) => {
+                // The file is ours (bind just made it); a failed bind should
+                // not leave it to make the next attempt fail with AddrInUse.
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+        }
     }
 
     /// Adopts a listening standard-library socket, switching it to

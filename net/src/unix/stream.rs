@@ -79,6 +79,8 @@ impl UnixStream {
     /// the thread: it retries on a timer, after 1 ms, then doubling up to
     /// 64 ms between tries, until the listener makes room or goes away. To
     /// give up sooner, wrap it in [`timeout`](reveille_reactor::timeout).
+    /// The pauses are the runtime's timers, so that wait (and only it) needs
+    /// the future to be polled on a thread running a reveille runtime.
     ///
     /// # Errors
     ///
