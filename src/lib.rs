@@ -34,7 +34,9 @@ pub use reveille_reactor::{
 /// Socket types.
 pub mod net {
     pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};
+    pub use reveille_net::unix::UnixIncoming;
     pub use reveille_net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+    pub use reveille_net::{UCred, UnixDatagram, UnixListener, UnixStream};
 }
 
 /// The futures-io traits the socket types implement, re-exported so that a

@@ -1,5 +1,5 @@
-//! Writes to a connection that is gone must fail with an error and never
-//! raise `SIGPIPE`, even when the process has put `SIGPIPE` back to its
+//! Writes to a connection that is gone (TCP or Unix stream) must fail with
+//! an error and never raise `SIGPIPE`, even when the process has put `SIGPIPE` back to its
 //! default disposition (which kills the process).
 //!
 //! Rust's runtime ignores `SIGPIPE` before `main`, which would hide a write
@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use futures_util::io::AsyncWriteExt;
-use reveille::net::TcpStream;
+use reveille::net::{TcpStream, UnixStream};
 use socket2::SockRef;
 use util::{pair_with_std, run};
 
@@ -169,6 +169,47 @@ fn writes_to_a_gone_connection_fail_without_raising_sigpipe() {
                 assert_eq!(errors.len(), 3, "{gone:?} {op:?}: writes kept succeeding");
             });
         }
+    }
+    assert_no_sigpipe_pending();
+}
+
+/// The same for Unix streams, where the kernel raises `SIGPIPE` on the very
+/// first write to a closed peer (there is no reset round trip as in TCP):
+/// every write call fails with `BrokenPipe`, and the process lives.
+#[test]
+fn unix_stream_writes_to_a_gone_peer_fail_without_raising_sigpipe() {
+    restore_default_sigpipe();
+    for we_shut_down in [false, true] {
+        run(async {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            // Kept open while we shut our own side, dropped otherwise.
+            let _peer = if we_shut_down {
+                ours.shutdown(Shutdown::Write).unwrap();
+                Some(theirs)
+            } else {
+                drop(theirs);
+                None
+            };
+            let mut writer = &ours;
+            let a = [1u8; 1000];
+            let c = [3u8; 70_000];
+            let slices = [IoSlice::new(&a), IoSlice::new(&c)];
+            let results = [
+                writer.write(&a).await,
+                writer.write_all(&c).await.map(|()| c.len()),
+                writer.write_vectored(&slices).await,
+                ours.try_write(&a),
+                ours.try_write_vectored(&slices),
+            ];
+            for (call, result) in results.into_iter().enumerate() {
+                let error = result.expect_err("a write to a gone peer succeeded");
+                assert!(
+                    util::is_broken(error.kind()),
+                    "shut down ourselves: {we_shut_down}, call {call}: {error:?}"
+                );
+                assert_no_sigpipe_pending();
+            }
+        });
     }
     assert_no_sigpipe_pending();
 }

@@ -3,13 +3,15 @@
 //!
 //! This file holds the runtime, connection, data and assertion helpers that
 //! many files use; helpers around one larger idea have a submodule:
-//! [`buffered`] (connections with chosen kernel buffers) and [`slow_reader`]
-//! (a writer facing a slow, gated reader).
+//! [`buffered`] (connections with chosen kernel buffers), [`slow_reader`]
+//! (a writer facing a slow, gated reader) and [`socket_path`] (Unix socket
+//! paths that clean up after themselves).
 #![allow(dead_code)]
 
 pub mod buffered;
 pub mod netns;
 pub mod slow_reader;
+pub mod socket_path;
 
 use std::future::{poll_fn, Future};
 use std::io;

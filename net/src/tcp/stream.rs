@@ -8,11 +8,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::addr::{each_addr, ToSocketAddrs};
+use crate::stream_io::{send, send_vectored, total_len};
 use futures_io::{AsyncRead, AsyncWrite};
 use reveille_reactor::{Direction, IoSource};
-use socket2::SockRef;
-
-use crate::addr::{each_addr, ToSocketAddrs};
 
 /// A TCP connection.
 ///
@@ -241,15 +240,6 @@ impl TcpStream {
     }
 }
 
-/// Bytes a vectored operation offers the kernel: what a complete transfer
-/// moves. Only the first `UIO_MAXIOV` slices are offered (std's readv and our
-/// sendmsg both cap there), so only they count: a transfer of all of them is
-/// not short, whatever follows.
-fn total_len<B: std::ops::Deref<Target = [u8]>>(bufs: &[B]) -> usize {
-    let offered = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
-    offered.iter().map(|b| b.len()).sum()
-}
-
 fn recv(socket: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut socket = socket;
     socket.read(buf)
@@ -258,23 +248,6 @@ fn recv(socket: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 fn recv_vectored(socket: &mio::net::TcpStream, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
     let mut socket = socket;
     socket.read_vectored(bufs)
-}
-
-/// `send(2)` with `MSG_NOSIGNAL`: a closed peer is an `EPIPE` error, not a
-/// signal that kills the process.
-fn send(socket: &mio::net::TcpStream, buf: &[u8]) -> io::Result<usize> {
-    SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
-}
-
-/// `sendmsg(2)` with `MSG_NOSIGNAL`; `writev` has no flags argument and would
-/// raise `SIGPIPE`.
-///
-/// The kernel refuses more than `UIO_MAXIOV` (1024) slices with `EMSGSIZE`;
-/// like std's `write_vectored`, we offer it the first 1024 and report what it
-/// took, which a vectored write is always allowed to do.
-fn send_vectored(socket: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
-    SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
 }
 
 impl AsyncRead for &TcpStream {

@@ -1,0 +1,394 @@
+//! [`UnixStream`]: a Unix-domain stream connection, with futures-io
+//! `AsyncRead`/`AsyncWrite`.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use reveille_reactor::{Direction, IoSource};
+
+use super::cred::{self, UCred};
+use super::path_error::with_path;
+use crate::stream_io::{send, send_vectored, total_len};
+
+/// First pause before retrying a connect that found the listener's queue
+/// full: one timer tick, since a busy server usually drains it within one.
+const CONNECT_RETRY_MIN: Duration = Duration::from_millis(1);
+
+/// Longest pause between such retries: short enough that a connection is
+/// made soon after room appears, long enough that a client waiting on a
+/// stalled server costs nothing measurable (at most ~16 connects a second).
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(64);
+
+/// A Unix-domain stream connection.
+///
+/// Reads and writes go through [`AsyncRead`] and [`AsyncWrite`] (use the
+/// extension traits of `futures-util` or `futures-lite` for `read`,
+/// `write_all` and friends). Both traits are implemented for `&UnixStream`
+/// too, so one task can read while another writes, without a lock or a
+/// split:
+///
+/// ```no_run
+/// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+/// use reveille_net::UnixStream;
+///
+/// reveille_reactor::block_on(async {
+///     let stream = UnixStream::connect("/tmp/reveille-echo.sock").await?;
+///     (&stream).write_all(b"hello\n").await?;
+///     let mut reply = [0; 6];
+///     (&stream).read_exact(&mut reply).await?;
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Signals
+///
+/// Writes use `send`/`sendmsg` with `MSG_NOSIGNAL`: writing to a stream
+/// whose peer has closed returns `BrokenPipe` (or `ConnectionReset`, if the
+/// peer closed with our data unread) and never raises `SIGPIPE`, whatever the
+/// process's signal disposition.
+///
+/// # Cancellation
+///
+/// Every future and `poll_*` method here is safe to drop at any point. A read
+/// dropped before it returned loses nothing (no bytes were taken from the
+/// kernel). A write returns how many bytes the kernel took as soon as it took
+/// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
+/// have sent a prefix of its buffer, and the caller cannot know how much.
+pub struct UnixStream {
+    io: IoSource<mio::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket bound at `path`.
+    ///
+    /// A Unix connect completes at once (the kernel queues the connection
+    /// for the listener's `accept`) or fails at once, except in one case: if
+    /// the listener's queue is full, a non-blocking connect fails with
+    /// `EAGAIN`, and unlike TCP's `EINPROGRESS` that leaves nothing in
+    /// flight and no event will say when there is room. A blocking connect
+    /// would sleep until there is; this one does the same without blocking
+    /// the thread: it retries on a timer, after 1 ms, then doubling up to
+    /// 64 ms between tries, until the listener makes room or goes away. To
+    /// give up sooner, wrap it in [`timeout`](reveille_reactor::timeout).
+    /// The pauses are the runtime's timers, so that wait (and only it) needs
+    /// the future to be polled on a thread running a reveille runtime.
+    ///
+    /// # Errors
+    ///
+    /// Of the OS error's kind, with a message naming the path: `NotFound` if
+    /// nothing is at `path`, `ConnectionRefused` if a socket file is there but
+    /// nothing listens on it (a stale file), `PermissionDenied`,
+    /// `InvalidInput` for a path too long for a socket address (108 bytes on
+    /// Linux). The original error is the message's
+    /// [`source`](std::error::Error::source).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future is harmless: it is only ever pending between two
+    /// attempts, when no socket is open and nothing is queued at the
+    /// listener.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        let mut pause = CONNECT_RETRY_MIN;
+        loop {
+            // mio opens the socket non-blocking and close-on-exec. On
+            // `EAGAIN` it returns the error, not the unconnected socket.
+            match mio::net::UnixStream::connect(path) {
+                // Registered only now: an unconnected stream socket polls as
+                // hung up, which would leave a sticky write-closed bit.
+                Ok(socket) => {
+                    return Ok(UnixStream {
+                        io: IoSource::new(socket)?,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    reveille_reactor::sleep(pause).await;
+                    pause = (pause * 2).min(CONNECT_RETRY_MAX);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(with_path(e, "connect to", path)),
+            }
+        }
+    }
+
+    /// A connected pair of streams (`socketpair`), both registered with this
+    /// thread's runtime: what one writes, the other reads.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((
+            UnixStream {
+                io: IoSource::new(a)?,
+            },
+            UnixStream {
+                io: IoSource::new(b)?,
+            },
+        ))
+    }
+
+    /// Wraps a registered mio stream (an accepted connection).
+    pub(crate) fn from_source(io: IoSource<mio::net::UnixStream>) -> UnixStream {
+        UnixStream { io }
+    }
+
+    /// Adopts a connected standard-library stream, switching it to
+    /// non-blocking mode and registering it with this thread's runtime.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        Ok(UnixStream {
+            io: IoSource::new(mio::net::UnixStream::from_std(stream))?,
+        })
+    }
+
+    /// The peer's address: the path its socket is bound to, or an unnamed
+    /// address (a client that connected without binding, the usual case).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Our own address: unnamed unless this socket was bound; for a stream a
+    /// listener accepted, the listener's path.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The peer's user, group and process ids (`SO_PEERCRED`), as the kernel
+    /// recorded them when the connection was made.
+    pub fn peer_cred(&self) -> io::Result<UCred> {
+        cred::peer_cred(self.as_fd())
+    }
+
+    /// Shuts down the read side, the write side, or both. After
+    /// `Shutdown::Write` the peer reads EOF once it has read everything sent
+    /// before; we can still read what it sends.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Waits until the stream may be readable. A later
+    /// [`try_read`](UnixStream::try_read) may still say `WouldBlock`.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future has no effect: it takes nothing from the kernel.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Read).await.map(drop)
+    }
+
+    /// Waits until the stream may be writable. A later
+    /// [`try_write`](UnixStream::try_write) may still say `WouldBlock`.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future has no effect: it sends nothing.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.io.ready(Direction::Write).await.map(drop)
+    }
+
+    /// Reads what is available now, never waiting: `WouldBlock` if nothing
+    /// is. `Ok(0)` means EOF (or an empty `buf`).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io
+            .try_transfer(Direction::Read, buf.len(), |s| recv(s, buf))
+    }
+
+    /// Like [`try_read`](UnixStream::try_read), into several buffers
+    /// (`readv`).
+    pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io
+            .try_transfer(Direction::Read, total_len(bufs), |s| recv_vectored(s, bufs))
+    }
+
+    /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
+    /// takes nothing.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io
+            .try_transfer(Direction::Write, buf.len(), |s| send(s, buf))
+    }
+
+    /// Like [`try_write`](UnixStream::try_write), from several buffers
+    /// (`sendmsg`).
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io
+            .try_transfer(Direction::Write, total_len(bufs), |s| {
+                send_vectored(s, bufs)
+            })
+    }
+
+    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
+    }
+
+    fn poll_read_vectored_inner(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
+                recv_vectored(s, bufs)
+            })
+    }
+
+    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf))
+    }
+
+    fn poll_write_vectored_inner(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
+                send_vectored(s, bufs)
+            })
+    }
+
+    /// `poll_close`: shuts the write side down so the peer reads EOF. A
+    /// stream whose peer is already gone (`NotConnected`) has no write side
+    /// left to close, which is what was asked, so that is `Ok`.
+    fn close_write(&self) -> Poll<io::Result<()>> {
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            result => Poll::Ready(result),
+        }
+    }
+}
+
+fn recv(socket: &mio::net::UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut socket = socket;
+    socket.read(buf)
+}
+
+fn recv_vectored(socket: &mio::net::UnixStream, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    let mut socket = socket;
+    socket.read_vectored(bufs)
+}
+
+impl AsyncRead for &UnixStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_inner(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_inner(cx, bufs)
+    }
+}
+
+impl AsyncWrite for &UnixStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_inner(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_inner(cx, bufs)
+    }
+
+    /// Writes are not buffered in user space: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_write()
+    }
+}
+
+impl AsyncRead for UnixStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_inner(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_inner(cx, bufs)
+    }
+}
+
+impl AsyncWrite for UnixStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_inner(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_inner(cx, bufs)
+    }
+
+    /// Writes are not buffered in user space: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_write()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
