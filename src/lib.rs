@@ -31,6 +31,11 @@ pub use reveille_reactor::{
     Sleep,
 };
 
+pub use reveille_reactor::spawn_blocking;
+
+/// Whole-file reads and writes, run on the blocking pool.
+pub use reveille_reactor::fs;
+
 /// Socket types.
 pub mod net {
     pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};
