@@ -33,7 +33,6 @@ pub use reveille_reactor::{
 
 pub use reveille_reactor::spawn_blocking;
 
-/// Whole-file reads and writes, run on the blocking pool.
 pub use reveille_reactor::fs;
 
 /// Socket types.

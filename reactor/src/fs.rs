@@ -11,7 +11,7 @@
 //!
 //! A file operation cannot be interrupted once a pool thread has started it.
 //! Dropping one of these futures stops the caller waiting, not the
-//! operation: a dropped [`write`] may still write the whole file, or part of
+//! operation: a dropped [`write`](write()) may still write the whole file, or part of
 //! it if it fails, after the drop.
 //!
 //! # Examples
