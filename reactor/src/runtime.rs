@@ -53,10 +53,10 @@ pub struct Runtime {
     /// The worker's own half, taken by the thread inside `block_on` and put
     /// back when it returns. `None` means some thread is driving it now.
     core: Mutex<Option<Core>>,
-    /// Threads for [`spawn_blocking`](crate::spawn_blocking). Declared after
-    /// `core` so that it drops after the tasks: a blocking job waiting on
-    /// something a task holds (a channel) is released before the pool waits
-    /// for it.
+    /// Threads for [`spawn_blocking`](crate::spawn_blocking). A field, and
+    /// the last, so that its drop (which waits for running jobs) comes after
+    /// `Drop::drop` has dropped the tasks and after `core`: a blocking job
+    /// waiting on something a task holds (a channel) is released first.
     blocking: BlockingPool,
 }
 
