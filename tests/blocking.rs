@@ -424,3 +424,35 @@ fn abort_cancels_a_queued_job() {
     assert!(error.is_cancelled(), "{error:?}");
     assert!(!ran.load(Ordering::SeqCst), "an aborted job ran");
 }
+
+/// A job waits on a channel whose sender a task holds. Dropping the runtime
+/// drops the task first, so the job sees the sender go (not its timeout)
+/// and the drop's wait for it ends at once.
+#[test]
+fn dropping_the_runtime_drops_tasks_before_waiting_for_jobs() {
+    let _serial = serial();
+    let runtime = Runtime::new().unwrap();
+    let (sender, receiver) = mpsc::channel::<()>();
+    let (started_tx, started) = futures_channel::oneshot::channel();
+    let job = runtime.spawn_blocking(move || {
+        let _ = started_tx.send(());
+        receiver.recv_timeout(TEST_TIMEOUT)
+    });
+    let task = runtime.spawn(async move {
+        let _sender = sender;
+        reveille::sleep(Duration::from_secs(3600)).await;
+    });
+    // Running, not queued: a queued job would just be cancelled. And the
+    // task is polled once, so that it is a live task that the drop cancels.
+    runtime.block_on(async {
+        started.await.unwrap();
+        util::yield_now().await;
+    });
+    assert!(!task.is_finished());
+    drop(runtime);
+    assert_eq!(
+        reveille::block_on(job).unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected),
+        "the job outlived the task that held its sender"
+    );
+}
