@@ -31,6 +31,10 @@ pub use reveille_reactor::{
     Sleep,
 };
 
+pub use reveille_reactor::spawn_blocking;
+
+pub use reveille_reactor::fs;
+
 /// Socket types.
 pub mod net {
     pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};

@@ -51,7 +51,7 @@ fn connect_to_a_closed_port_is_refused() {
 #[test]
 fn malformed_addresses_are_invalid_input_not_panics() {
     run(async {
-        for bad in ["localhost:80", "nonsense", "127.0.0.1", "", "1.2.3.4:99999"] {
+        for bad in ["nonsense", "localhost", "127.0.0.1", "", "1.2.3.4:99999"] {
             let error = TcpStream::connect(bad).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
             assert!(

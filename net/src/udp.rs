@@ -128,11 +128,13 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// A malformed `target` (`InvalidInput`), one of the other address
-    /// family, a datagram too large for UDP (`EMSGSIZE`), or a network error
+    /// A malformed `target` (`InvalidInput`), a host name that does not
+    /// resolve, an address of the other family, a datagram too large for UDP (`EMSGSIZE`), or a network error
     /// the kernel reports.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let target = target.socket_addrs()?[0];
+        // `resolve` never returns an empty list; a host name is looked up
+        // on the blocking pool.
+        let target = crate::addr::resolve(&target).await?[0];
         poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
     }
 

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
 
+use crate::blocking::Spawner;
 use crate::driver::DriverHandle;
 use crate::scheduler::{Local, Shared};
 use crate::task::{BoxFuture, TaskId};
@@ -20,6 +21,8 @@ thread_local! {
 pub(crate) struct Current {
     pub(crate) shared: Arc<Shared>,
     pub(crate) local: Local,
+    /// The runtime's blocking pool, for `spawn_blocking`.
+    pub(crate) blocking: Spawner,
 }
 
 /// Installs `current` as this thread's runtime.
@@ -101,10 +104,18 @@ pub(crate) fn spawn(future: BoxFuture) -> Result<(), BoxFuture> {
 
 /// The driver of this thread's runtime, for registering I/O and timers.
 pub(crate) fn driver() -> io::Result<Arc<DriverHandle>> {
-    with_local(|current| current.shared.driver.clone()).ok_or_else(|| {
-        io::Error::other(
-            "no reveille runtime on this thread: create sockets and timers \
-             inside `reveille::block_on` or a task spawned on a reveille runtime",
-        )
-    })
+    with_local(|current| current.shared.driver.clone()).ok_or_else(no_runtime)
+}
+
+/// The blocking pool of this thread's runtime.
+pub(crate) fn blocking() -> Option<Spawner> {
+    with_local(|current| current.blocking.clone())
+}
+
+/// The error for "this needs a runtime and the thread has none".
+pub(crate) fn no_runtime() -> io::Error {
+    io::Error::other(
+        "no reveille runtime on this thread: create sockets and timers \
+         inside `reveille::block_on` or a task spawned on a reveille runtime",
+    )
 }

@@ -4,6 +4,8 @@
 //! * A driver owns one `mio::Poll` (epoll) and turns kernel readiness events
 //!   into woken tasks ([`IoSource`] is how a socket type plugs in).
 //! * An executor runs spawned tasks ([`spawn`], [`JoinHandle`]).
+//! * A blocking pool runs closures that would stall the reactor
+//!   ([`spawn_blocking`]), and [`fs`] is built on it.
 //! * A [`Runtime`] puts the two on one thread ([`block_on`]).
 //! * Timers ([`sleep`], [`timeout`]) live in the driver.
 //!
@@ -15,9 +17,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod blocking;
 mod context;
 mod coop;
 mod driver;
+pub mod fs;
 mod io;
 mod join;
 mod ready;
@@ -29,6 +33,7 @@ mod slab;
 mod task;
 mod time;
 
+pub use blocking::{spawn_blocking, try_spawn_blocking};
 pub use driver::DEFAULT_EVENT_CAPACITY;
 pub use io::{IoSource, ReadyFuture};
 pub use join::{JoinError, JoinHandle};

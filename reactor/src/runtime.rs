@@ -11,7 +11,9 @@ use std::io;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use crate::blocking::{self, BlockingPool};
 use crate::context::{self, Current};
 use crate::coop;
 use crate::driver::{Driver, DEFAULT_EVENT_CAPACITY};
@@ -33,7 +35,9 @@ const DEFAULT_TASKS_PER_TICK: u32 = 61;
 ///
 /// Dropping a runtime drops (cancels) every task it still holds, which closes
 /// their sockets; I/O objects that outlive it fail from then on with an error
-/// that says so, and never hang.
+/// that says so, and never hang. Then its blocking pool shuts down: jobs not
+/// yet started are dropped (their handles report cancelled), the drop waits
+/// for running ones to return, and joins every pool thread.
 ///
 /// # Examples
 ///
@@ -50,6 +54,11 @@ pub struct Runtime {
     /// The worker's own half, taken by the thread inside `block_on` and put
     /// back when it returns. `None` means some thread is driving it now.
     core: Mutex<Option<Core>>,
+    /// Threads for [`spawn_blocking`](crate::spawn_blocking). A field, and
+    /// the last, so that its drop (which waits for running jobs) comes after
+    /// `Drop::drop` has dropped the tasks and after `core`: a blocking job
+    /// waiting on something a task holds (a channel) is released first.
+    blocking: BlockingPool,
 }
 
 struct Core {
@@ -73,6 +82,8 @@ pub struct Builder {
     event_capacity: usize,
     tasks_per_tick: u32,
     task_budget: Option<u32>,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
 }
 
 impl Default for Builder {
@@ -88,6 +99,8 @@ impl Builder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             tasks_per_tick: DEFAULT_TASKS_PER_TICK,
             task_budget: Some(coop::DEFAULT_BUDGET),
+            max_blocking_threads: blocking::DEFAULT_MAX_THREADS,
+            thread_keep_alive: blocking::DEFAULT_KEEP_ALIVE,
         }
     }
 
@@ -123,7 +136,22 @@ impl Builder {
         self
     }
 
+    /// The most threads the blocking pool runs at once (default 512, at least
+    /// 1); further [`spawn_blocking`](crate::spawn_blocking) jobs queue.
+    pub fn max_blocking_threads(&mut self, threads: usize) -> &mut Builder {
+        self.max_blocking_threads = threads.max(1);
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for a job before it exits
+    /// (default 10 s).
+    pub fn thread_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
+        self.thread_keep_alive = keep_alive;
+        self
+    }
+
     /// Creates the runtime: an `epoll` instance and an eventfd to wake it.
+    /// The blocking pool starts its first thread with the first job.
     ///
     /// # Errors
     ///
@@ -141,6 +169,7 @@ impl Builder {
                 tasks_per_tick: self.tasks_per_tick,
                 task_budget: self.task_budget,
             })),
+            blocking: BlockingPool::new(self.max_blocking_threads, self.thread_keep_alive),
         })
     }
 }
@@ -185,6 +214,7 @@ impl Runtime {
         context::enter(Current {
             shared: self.shared.clone(),
             local,
+            blocking: self.blocking.spawner().clone(),
         });
         // Puts the core back even if `future` panics, so the runtime stays
         // usable (and droppable) afterwards.
@@ -214,6 +244,21 @@ impl Runtime {
             self.shared.inject(Injected::Spawn(task));
         }
         handle
+    }
+
+    /// Runs `f` on this runtime's blocking pool, from any thread; see
+    /// [`spawn_blocking`](crate::spawn_blocking). The job starts at once,
+    /// whether or not a thread is inside [`block_on`](Runtime::block_on).
+    ///
+    /// # Panics
+    ///
+    /// If the pool has no thread and the OS refuses to start one.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.blocking.spawner().spawn(f)
     }
 }
 

@@ -53,13 +53,15 @@ pub struct TcpListener {
 impl TcpListener {
     /// Binds to `addr` and listens, with `SO_REUSEADDR` (so a restarted server
     /// can bind while old connections sit in `TIME_WAIT`) and a backlog of
-    /// [`DEFAULT_BACKLOG`]. Each address is tried in turn; the last error is
-    /// returned if none works.
+    /// [`DEFAULT_BACKLOG`]. A host name is resolved on the blocking pool
+    /// (see [`ToSocketAddrs`]); each address is tried in turn, and the last
+    /// error is returned if none works.
     ///
     /// # Errors
     ///
-    /// A malformed address (`InvalidInput`), an address in use
-    /// (`AddrInUse`), no runtime on this thread, or no file descriptor left.
+    /// A malformed address (`InvalidInput`), a host name the resolver cannot
+    /// resolve, an address in use (`AddrInUse`), no runtime on this thread,
+    /// or no file descriptor left.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG).await
     }

@@ -55,16 +55,24 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects to `addr`, trying each address in turn and returning the last
-    /// error if none accepts.
+    /// error if none accepts. A host name is resolved on the blocking pool
+    /// first (see [`ToSocketAddrs`]), without blocking the reactor thread.
     ///
     /// The connect is non-blocking: the task waits for the socket to become
     /// writable, then reads `SO_ERROR`, so a refused connection is an error of
     /// kind [`ConnectionRefused`](io::ErrorKind::ConnectionRefused), and
     /// other tasks run while the handshake is in flight.
     ///
+    /// # Errors
+    ///
+    /// A malformed address (`InvalidInput`), a host name the resolver cannot
+    /// resolve, or the last address's connect error (`ConnectionRefused`,
+    /// ...).
+    ///
     /// # Cancellation
     ///
-    /// Dropping the future closes the half-open socket.
+    /// Dropping the future closes the half-open socket (a lookup still
+    /// running finishes on its pool thread, and its answer is dropped).
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(&addr, TcpStream::connect_one).await
     }
