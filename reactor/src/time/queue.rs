@@ -1,35 +1,20 @@
-//! Timers: [`sleep`], [`sleep_until`] and [`timeout`], kept by the driver.
+//! The driver's timer queue: pending deadlines and the wakers they fire.
 //!
-//! Deadlines live in an ordered map inside the driver; the driver's poll
-//! timeout is the earliest of them. Creating a timer costs nothing until it is
-//! first polled; registering, re-polling and dropping one is one map operation
-//! (O(log n)) under an uncontended lock, and never a syscall, except that a
-//! timer that becomes the earliest while the driver is parked (a `Sleep`
-//! re-polled from another thread, or its first poll on a thread whose
-//! runtime is this one) wakes the driver so that it shortens its wait.
-//!
-//! # Resolution
-//!
-//! `epoll_wait` takes its timeout in milliseconds, and mio rounds up, so a
-//! sleep ends at or after its deadline, typically within a millisecond of it
-//! (plus scheduling delay on a busy thread). It never ends early.
+//! A [`BTreeMap`] keyed by `(deadline, sequence number)`: inserting,
+//! removing and moving a timer are O(log n), finding the earliest deadline
+//! (the driver's next poll timeout) and firing the expired ones are O(log n)
+//! each. The futures that own entries are in [`sleep`](super::sleep).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::future::{poll_fn, Future};
 use std::ops::{Deref, DerefMut};
-use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-
-use crate::context;
-use crate::driver::DriverHandle;
+use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Instant;
 
 /// Key of a timer in the map: its deadline, then a sequence number so that
 /// timers with equal deadlines stay distinct and fire in creation order.
-type Key = (Instant, u64);
+pub(crate) type Key = (Instant, u64);
 
 /// The driver's timers: the map behind a lock, and a count of pending
 /// timers readable without it, so that a runtime with no timer running pays
@@ -85,9 +70,12 @@ impl Drop for TimersGuard<'_> {
     }
 }
 
+/// The map itself; reached through [`TimerQueue::lock`].
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     pending: BTreeMap<Key, Waker>,
+    /// The next sequence number: it makes keys unique, and equal deadlines
+    /// fire in the order their timers were registered.
     next_id: u64,
 }
 
@@ -116,7 +104,9 @@ impl Timers {
         wake.extend(std::mem::take(&mut self.pending).into_values());
     }
 
-    fn insert(&mut self, deadline: Instant, waker: Waker) -> (Key, bool) {
+    /// Adds a timer; returns its key and whether it is now the earliest (in
+    /// which case a parked driver must be woken to shorten its wait).
+    pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> (Key, bool) {
         let key = (deadline, self.next_id);
         self.next_id += 1;
         self.pending.insert(key, waker);
@@ -129,7 +119,7 @@ impl Timers {
 
     /// Refreshes the waker of a pending timer. Returns false if the timer
     /// already fired (the driver removed it).
-    fn update(&mut self, key: Key, waker: &Waker) -> bool {
+    pub(crate) fn update(&mut self, key: Key, waker: &Waker) -> bool {
         match self.pending.get_mut(&key) {
             Some(stored) => {
                 if !stored.will_wake(waker) {
@@ -141,203 +131,61 @@ impl Timers {
         }
     }
 
-    fn remove(&mut self, key: Key) {
+    /// Moves a pending timer to `deadline`, keeping its waker: one removal
+    /// and one insertion. Returns the new key and whether it is now the
+    /// earliest, or `None` if the timer already fired (its waker is gone).
+    pub(crate) fn reset(&mut self, key: Key, deadline: Instant) -> Option<(Key, bool)> {
+        let waker = self.pending.remove(&key)?;
+        Some(self.insert(deadline, waker))
+    }
+
+    /// Removes a timer, fired or not.
+    pub(crate) fn remove(&mut self, key: Key) {
         self.pending.remove(&key);
     }
-}
 
-/// Waits until `duration` has passed.
-///
-/// The timer belongs to the runtime of the task that first polls it.
-///
-/// # Panics
-///
-/// When polled on a thread with no reveille runtime, or after the runtime
-/// that it registered with has shut down: a timer needs a driver to fire it.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::{Duration, Instant};
-///
-/// reveille_reactor::block_on(async {
-///     let start = Instant::now();
-///     reveille_reactor::sleep(Duration::from_millis(5)).await;
-///     assert!(start.elapsed() >= Duration::from_millis(5));
-/// });
-/// ```
-pub fn sleep(duration: Duration) -> Sleep {
-    // A duration too large to add is as good as forever.
-    let deadline = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
-    sleep_until(deadline)
-}
-
-/// Waits until `deadline`. See [`sleep`].
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        registered: None,
-    }
-}
-
-/// The future of [`sleep`] and [`sleep_until`]. Dropping it removes the timer.
-#[must_use = "futures do nothing unless polled"]
-pub struct Sleep {
-    deadline: Instant,
-    /// The driver and map key, once first polled while the deadline was still
-    /// ahead.
-    registered: Option<(Arc<DriverHandle>, Key)>,
-}
-
-impl Sleep {
-    /// The instant at which this sleep ends.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            if let Some((driver, key)) = self.registered.take() {
-                driver.timers().remove(key);
-            }
-            return Poll::Ready(());
-        }
-        let driver = match &self.registered {
-            Some((driver, key)) => {
-                assert!(
-                    !driver.is_shut_down(),
-                    "reveille::sleep polled after its runtime shut down"
-                );
-                if driver.timers().update(*key, cx.waker()) {
-                    return Poll::Pending;
-                }
-                // Gone from the map, yet the deadline is ahead: the driver
-                // only fires past deadlines, so this cannot happen; waiting
-                // again is still the safe answer.
-                driver.clone()
-            }
-            None => context::driver().unwrap_or_else(|error| panic!("{error}")),
-        };
-        let (key, earliest) = driver.timers().insert(self.deadline, cx.waker().clone());
-        if earliest {
-            driver.unpark();
-        }
-        self.registered = Some((driver, key));
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if let Some((driver, key)) = self.registered.take() {
-            driver.timers().remove(key);
-        }
-    }
-}
-
-impl fmt::Debug for Sleep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .field("registered", &self.registered.is_some())
-            .finish()
-    }
-}
-
-/// The error of [`timeout`]: the deadline passed first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Elapsed(());
-
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline has elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
-
-impl From<Elapsed> for std::io::Error {
-    fn from(elapsed: Elapsed) -> std::io::Error {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)
-    }
-}
-
-/// Runs `future` for at most `duration` from now: its output, or
-/// [`Elapsed`] if the time ran out first, in which case `future` is dropped
-/// (cancelled). The deadline is set when `timeout` is called, not when the
-/// returned future is first polled.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use reveille_reactor::{block_on, sleep, timeout};
-///
-/// block_on(async {
-///     let slow = sleep(Duration::from_secs(60));
-///     assert!(timeout(Duration::from_millis(1), slow).await.is_err());
-///     assert_eq!(timeout(Duration::from_secs(60), async { 7 }).await, Ok(7));
-/// });
-/// ```
-pub fn timeout<F: Future>(
-    duration: Duration,
-    future: F,
-) -> impl Future<Output = Result<F::Output, Elapsed>> {
-    let mut deadline = sleep(duration);
-    async move {
-        let mut future = pin!(future);
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
-            }
-            match Pin::new(&mut deadline).poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
+    /// How many timers are pending.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Waker;
+    use std::time::Duration;
 
-    fn pending_timers() -> usize {
-        context::driver().unwrap().timers().pending.len()
+    #[test]
+    fn equal_deadlines_fire_in_registration_order() {
+        let mut timers = Timers::default();
+        let at = Instant::now();
+        let (first, earliest) = timers.insert(at, Waker::noop().clone());
+        assert!(earliest);
+        let (second, earliest) = timers.insert(at, Waker::noop().clone());
+        assert!(
+            !earliest,
+            "an equal deadline registered later is not earlier"
+        );
+        assert!(first < second);
+        let mut wake = Vec::new();
+        timers.fire(&mut wake);
+        assert_eq!((wake.len(), timers.len()), (2, 0));
     }
 
     #[test]
-    fn a_dropped_sleep_frees_its_entry() {
-        crate::block_on(async {
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut sleeps: Vec<Sleep> =
-                (0..100).map(|_| sleep(Duration::from_secs(3600))).collect();
-            assert_eq!(pending_timers(), 0, "creating a sleep registers nothing");
-            for s in &mut sleeps {
-                assert!(Pin::new(s).poll(&mut cx).is_pending());
-            }
-            assert_eq!(pending_timers(), 100);
-            // Polling again refreshes the entry instead of adding one.
-            assert!(Pin::new(&mut sleeps[0]).poll(&mut cx).is_pending());
-            assert_eq!(pending_timers(), 100);
-            drop(sleeps);
-            assert_eq!(pending_timers(), 0);
-        });
-    }
-
-    #[test]
-    fn a_fired_sleep_leaves_no_entry() {
-        crate::block_on(async {
-            sleep(Duration::from_millis(1)).await;
-            assert_eq!(pending_timers(), 0);
-        });
+    fn reset_moves_the_entry_and_keeps_one() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let (late, _) = timers.insert(now + Duration::from_secs(60), Waker::noop().clone());
+        let (other, _) = timers.insert(now + Duration::from_secs(30), Waker::noop().clone());
+        let (moved, earliest) = timers.reset(late, now + Duration::from_secs(1)).unwrap();
+        assert!(earliest, "moved ahead of the 30 s timer");
+        assert_eq!(timers.len(), 2);
+        assert_eq!(timers.next_deadline(), Some(moved.0));
+        assert!(timers.reset(late, now).is_none(), "the old key is gone");
+        timers.remove(moved);
+        timers.remove(other);
+        assert_eq!(timers.len(), 0);
     }
 }
