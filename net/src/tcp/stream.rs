@@ -13,6 +13,7 @@ use reveille_reactor::{Direction, IoSource};
 use socket2::SockRef;
 
 use crate::addr::{each_addr, ToSocketAddrs};
+use crate::tcp::timeouts::IoTimeouts;
 
 /// A TCP connection.
 ///
@@ -52,6 +53,9 @@ use crate::addr::{each_addr, ToSocketAddrs};
 /// have sent a prefix of its buffer, and the caller cannot know how much.
 pub struct TcpStream {
     io: IoSource<mio::net::TcpStream>,
+    /// Read and write timeouts (`timeouts.rs`): one load per read or write
+    /// poll while none is set.
+    pub(super) timeouts: IoTimeouts,
 }
 
 impl TcpStream {
@@ -70,7 +74,7 @@ impl TcpStream {
         each_addr(&addr, TcpStream::connect_one).await
     }
 
-    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    pub(super) async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         // mio opens the socket non-blocking and close-on-exec, and treats
         // EINPROGRESS as success.
         let socket = mio::net::TcpStream::connect(addr)?;
@@ -78,6 +82,7 @@ impl TcpStream {
         // than spend a getsockopt learning "not yet".
         let stream = TcpStream {
             io: IoSource::new_unready(socket)?,
+            timeouts: IoTimeouts::default(),
         };
         poll_fn(|cx| {
             stream.io.poll_io(cx, Direction::Write, |socket| {
@@ -101,7 +106,10 @@ impl TcpStream {
 
     /// Wraps a registered mio stream (an accepted connection).
     pub(crate) fn from_source(io: IoSource<mio::net::TcpStream>) -> TcpStream {
-        TcpStream { io }
+        TcpStream {
+            io,
+            timeouts: IoTimeouts::default(),
+        }
     }
 
     /// Adopts a connected standard-library stream, switching it to
@@ -110,6 +118,7 @@ impl TcpStream {
         stream.set_nonblocking(true)?;
         Ok(TcpStream {
             io: IoSource::new(mio::net::TcpStream::from_std(stream))?,
+            timeouts: IoTimeouts::default(),
         })
     }
 
@@ -195,12 +204,15 @@ impl TcpStream {
 
     /// Polls for [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        let poll = self.io.poll_io(cx, Direction::Read, |s| s.peek(buf));
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
+        let poll = self
+            .io
+            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf));
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_read_vectored_inner(
@@ -208,15 +220,19 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
+        let poll = self
+            .io
             .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
                 recv_vectored(s, bufs)
-            })
+            });
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf))
+        let poll = self
+            .io
+            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf));
+        self.timeouts.check(&self.io, Direction::Write, cx, poll)
     }
 
     fn poll_write_vectored_inner(
@@ -224,10 +240,12 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
+        let poll = self
+            .io
             .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
                 send_vectored(s, bufs)
-            })
+            });
+        self.timeouts.check(&self.io, Direction::Write, cx, poll)
     }
 
     /// `poll_close`: shuts the write side down so the peer reads EOF. A

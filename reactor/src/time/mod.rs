@@ -24,5 +24,6 @@ mod timeout;
 
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior, Tick};
 pub(crate) use queue::{TimerQueue, TimersGuard};
+pub(crate) use sleep::sleep_on;
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed};

@@ -81,6 +81,15 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
+/// A sleep that registers with `driver`, whichever thread polls it.
+pub(crate) fn sleep_on(driver: Arc<DriverHandle>, deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        driver: Some(driver),
+        key: None,
+    }
+}
+
 /// The future of [`sleep`] and [`sleep_until`]. Dropping it removes the timer.
 ///
 /// A `Sleep` is `Unpin`: it can be polled through `&mut` and kept in a
