@@ -164,8 +164,11 @@ fn a_read_timeout_restarts_at_each_read_that_returns() {
 fn a_write_timeout_fails_a_write_the_peer_does_not_take() {
     run(async {
         let (mut client, mut server) = pair().await;
-        small_buffers(&client, 4096, 4096).unwrap();
-        small_buffers(&server, 4096, 4096).unwrap();
+        // Bounded (about 1 MiB in flight at most) but not tiny: a window
+        // below loopback's 64 KiB MSS reopens only on the sender's persist
+        // timer, which made this test take seconds.
+        small_buffers(&client, 256 << 10, 256 << 10).unwrap();
+        small_buffers(&server, 256 << 10, 256 << 10).unwrap();
         let limit = Duration::from_millis(50);
         client.set_write_timeout(Some(limit)).unwrap();
         assert_eq!(client.write_timeout().unwrap(), Some(limit));

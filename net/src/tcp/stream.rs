@@ -50,7 +50,13 @@ use crate::tcp::timeouts::IoTimeouts;
 /// dropped before it returned loses nothing (no bytes were taken from the
 /// kernel). A write returns how many bytes the kernel took as soon as it took
 /// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
-/// have sent a prefix of its buffer, and the caller cannot know how much.
+/// have sent a prefix of its buffer, and the caller cannot know how much
+/// (count what `poll_write` returns, or use `write` in a loop, to know).
+/// After any of these the stream is as usable as before. A read or write
+/// that fails with `TimedOut` because of
+/// [`set_read_timeout`](TcpStream::set_read_timeout) or
+/// [`set_write_timeout`](TcpStream::set_write_timeout) is cancelled in the
+/// same way, at the same point.
 pub struct TcpStream {
     io: IoSource<mio::net::TcpStream>,
     /// Read and write timeouts (`timeouts.rs`): one load per read or write
@@ -157,12 +163,17 @@ impl TcpStream {
 
     /// Waits until the stream may be readable. A later
     /// [`try_read`](TcpStream::try_read) may still say `WouldBlock`.
+    ///
+    /// Cancelling it loses nothing: it does no I/O, and the readiness it
+    /// would have reported stays for the next wait or read.
     pub async fn readable(&self) -> io::Result<()> {
         self.io.ready(Direction::Read).await.map(drop)
     }
 
     /// Waits until the stream may be writable. A later
     /// [`try_write`](TcpStream::try_write) may still say `WouldBlock`.
+    ///
+    /// Cancelling it loses nothing: it does no I/O.
     pub async fn writable(&self) -> io::Result<()> {
         self.io.ready(Direction::Write).await.map(drop)
     }
@@ -198,6 +209,9 @@ impl TcpStream {
 
     /// Reads without consuming: the next read returns the same bytes. Waits
     /// until at least one byte (or EOF) is there.
+    ///
+    /// Cancelling it loses nothing: a peek takes no bytes from the kernel
+    /// even when it completes.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_peek(cx, buf)).await
     }
@@ -296,6 +310,13 @@ fn send_vectored(socket: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Resu
 }
 
 impl AsyncRead for &TcpStream {
+    /// Reads what is there, waiting until at least one byte (or EOF) is.
+    ///
+    /// # Cancellation
+    ///
+    /// A read that returned `Pending` has taken nothing from the kernel, so
+    /// dropping it (or its `read` future) loses no data: the next read gets
+    /// every byte. Bytes are taken only inside the poll that returns them.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -304,6 +325,8 @@ impl AsyncRead for &TcpStream {
         self.poll_read_inner(cx, buf)
     }
 
+    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
+    /// nothing either.
     fn poll_read_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -314,6 +337,16 @@ impl AsyncRead for &TcpStream {
 }
 
 impl AsyncWrite for &TcpStream {
+    /// Writes what the kernel takes, waiting until it takes at least one
+    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
+    ///
+    /// # Cancellation
+    ///
+    /// A write that returned `Pending` has sent nothing: the kernel took no
+    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
+    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
+    /// a prefix of its buffer; count what each `poll_write` returns to know
+    /// how much.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -322,6 +355,8 @@ impl AsyncWrite for &TcpStream {
         self.poll_write_inner(cx, buf)
     }
 
+    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
+    /// them per call); cancelled while `Pending`, it has sent nothing.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -335,12 +370,22 @@ impl AsyncWrite for &TcpStream {
         Poll::Ready(Ok(()))
     }
 
+    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
+    /// after everything sent before. It never waits, so it cannot be
+    /// cancelled half-way.
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.close_write()
     }
 }
 
 impl AsyncRead for TcpStream {
+    /// Reads what is there, waiting until at least one byte (or EOF) is.
+    ///
+    /// # Cancellation
+    ///
+    /// A read that returned `Pending` has taken nothing from the kernel, so
+    /// dropping it (or its `read` future) loses no data: the next read gets
+    /// every byte. Bytes are taken only inside the poll that returns them.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -349,6 +394,8 @@ impl AsyncRead for TcpStream {
         self.poll_read_inner(cx, buf)
     }
 
+    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
+    /// nothing either.
     fn poll_read_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -359,6 +406,16 @@ impl AsyncRead for TcpStream {
 }
 
 impl AsyncWrite for TcpStream {
+    /// Writes what the kernel takes, waiting until it takes at least one
+    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
+    ///
+    /// # Cancellation
+    ///
+    /// A write that returned `Pending` has sent nothing: the kernel took no
+    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
+    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
+    /// a prefix of its buffer; count what each `poll_write` returns to know
+    /// how much.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -367,6 +424,8 @@ impl AsyncWrite for TcpStream {
         self.poll_write_inner(cx, buf)
     }
 
+    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
+    /// them per call); cancelled while `Pending`, it has sent nothing.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -380,6 +439,9 @@ impl AsyncWrite for TcpStream {
         Poll::Ready(Ok(()))
     }
 
+    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
+    /// after everything sent before. It never waits, so it cannot be
+    /// cancelled half-way.
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.close_write()
     }
