@@ -87,6 +87,10 @@ impl<T: mio::event::Source> IoSource<T> {
     /// wherever the source itself works (a [`sleep_until`](crate::sleep_until)
     /// finds its runtime through the polling thread, and panics on a thread
     /// that runs none).
+    ///
+    /// Once the runtime has shut down, the timer never completes (and never
+    /// panics): poll it beside an operation on this source, which then
+    /// fails with an error saying the runtime is gone.
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::Sleep {
         self.registration.sleep_until(deadline)
     }

@@ -78,15 +78,24 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         deadline,
         driver: None,
         key: None,
+        for_io: false,
     }
 }
 
-/// A sleep that registers with `driver`, whichever thread polls it.
+/// A sleep that registers with `driver`, whichever thread polls it, for a
+/// deadline on an I/O source of that driver.
+///
+/// Unlike [`sleep`], it stays `Pending` instead of panicking once the driver
+/// has shut down: the source's own operation then fails with an error that
+/// says so, and shutdown wakes the task that waits on it (the source is
+/// woken after the shut-down flag is set), so nothing hangs and a socket
+/// method never panics.
 pub(crate) fn sleep_on(driver: Arc<DriverHandle>, deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         driver: Some(driver),
         key: None,
+        for_io: true,
     }
 }
 
@@ -102,6 +111,9 @@ pub struct Sleep {
     driver: Option<Arc<DriverHandle>>,
     /// The entry in that driver's map, while there is one.
     key: Option<Key>,
+    /// Made by [`sleep_on`] for an I/O deadline: pending, not a panic, after
+    /// shutdown.
+    for_io: bool,
 }
 
 impl Sleep {
@@ -169,10 +181,13 @@ impl Future for Sleep {
         let driver = this
             .driver
             .get_or_insert_with(|| context::driver().unwrap_or_else(|error| panic!("{error}")));
-        assert!(
-            !driver.is_shut_down(),
-            "reveille::sleep polled after its runtime shut down"
-        );
+        if driver.is_shut_down() {
+            assert!(
+                this.for_io,
+                "reveille::sleep polled after its runtime shut down"
+            );
+            return Poll::Pending;
+        }
         let mut timers = driver.timers();
         if let Some(key) = this.key {
             if timers.update(key, cx.waker()) {
