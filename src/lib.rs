@@ -30,6 +30,7 @@ pub use reveille_reactor::{
     block_on, sleep, sleep_until, spawn, timeout, Builder, Elapsed, JoinError, JoinHandle, Runtime,
     Sleep,
 };
+pub use reveille_reactor::{interval, interval_at, timeout_at, Interval, MissedTickBehavior, Tick};
 
 pub use reveille_reactor::spawn_blocking;
 

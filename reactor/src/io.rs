@@ -83,6 +83,19 @@ impl<T: mio::event::Source> IoSource<T> {
         Ok(IoSource { registration, io })
     }
 
+    /// A timer on the runtime this source belongs to, whichever thread
+    /// polls it: for deadlines on this source's operations, which must work
+    /// wherever the source itself works (a [`sleep_until`](crate::sleep_until)
+    /// finds its runtime through the polling thread, and panics on a thread
+    /// that runs none).
+    ///
+    /// Once the runtime has shut down, the timer never completes (and never
+    /// panics): poll it beside an operation on this source, which then
+    /// fails with an error saying the runtime is gone.
+    pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::Sleep {
+        self.registration.sleep_until(deadline)
+    }
+
     /// The source itself, for operations that never block (addresses,
     /// options).
     pub fn get_ref(&self) -> &T {

@@ -7,7 +7,7 @@
 //! * A blocking pool runs closures that would stall the reactor
 //!   ([`spawn_blocking`]), and [`fs`] is built on it.
 //! * A [`Runtime`] puts the two on one thread ([`block_on`]).
-//! * Timers ([`sleep`], [`timeout`]) live in the driver.
+//! * Timers ([`sleep`], [`timeout`], [`interval`]) live in the driver.
 //!
 //! Most users want the `reveille` crate, which re-exports this API next to
 //! the socket types.
@@ -39,4 +39,7 @@ pub use io::{IoSource, ReadyFuture};
 pub use join::{JoinError, JoinHandle};
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use runtime::{block_on, spawn, Builder, Runtime};
-pub use time::{sleep, sleep_until, timeout, Elapsed, Sleep};
+pub use time::{
+    interval, interval_at, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval,
+    MissedTickBehavior, Sleep, Tick,
+};

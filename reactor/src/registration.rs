@@ -64,6 +64,11 @@ impl Registration {
         self.io.clear_readiness(observed);
     }
 
+    /// A timer on the same driver as `self`.
+    pub(crate) fn sleep_until(&self, deadline: std::time::Instant) -> crate::time::Sleep {
+        crate::time::sleep_on(self.driver.clone(), deadline)
+    }
+
     /// Must run before `source` is closed: see [`DriverHandle::deregister`].
     pub(crate) fn deregister(&self, source: &mut impl mio::event::Source) {
         self.driver.deregister(source, self.token);

@@ -113,6 +113,9 @@ impl TcpListener {
     }
 
     /// Polls for a connection; see [`accept`](TcpListener::accept).
+    ///
+    /// A poll that returns `Pending` has taken no connection from the
+    /// kernel's queue, so giving up after it loses none.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, peer) = ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
         // With the listener's runtime, not this thread's: a listener polled
@@ -123,6 +126,9 @@ impl TcpListener {
 
     /// A stream of incoming connections: [`accept`](TcpListener::accept) in a
     /// loop, without the peer addresses.
+    ///
+    /// Dropping the stream, or a `next()` future of it, loses no connection:
+    /// each is taken from the kernel's queue only by the poll that returns it.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }

@@ -2,6 +2,7 @@
 
 mod listener;
 mod stream;
+mod timeouts;
 
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
 pub use stream::TcpStream;

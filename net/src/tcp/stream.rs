@@ -8,10 +8,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::addr::{each_addr, ToSocketAddrs};
-use crate::stream_io::{send, send_vectored, total_len};
 use futures_io::{AsyncRead, AsyncWrite};
 use reveille_reactor::{Direction, IoSource};
+
+use crate::addr::{each_addr, ToSocketAddrs};
+use crate::stream_io::{send, send_vectored, total_len};
+use crate::tcp::timeouts::IoTimeouts;
 
 /// A TCP connection.
 ///
@@ -48,9 +50,18 @@ use reveille_reactor::{Direction, IoSource};
 /// dropped before it returned loses nothing (no bytes were taken from the
 /// kernel). A write returns how many bytes the kernel took as soon as it took
 /// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
-/// have sent a prefix of its buffer, and the caller cannot know how much.
+/// have sent a prefix of its buffer, and the caller cannot know how much
+/// (count what `poll_write` returns, or use `write` in a loop, to know).
+/// After any of these the stream is as usable as before. A read or write
+/// that fails with `TimedOut` because of
+/// [`set_read_timeout`](TcpStream::set_read_timeout) or
+/// [`set_write_timeout`](TcpStream::set_write_timeout) is cancelled in the
+/// same way, at the same point.
 pub struct TcpStream {
     io: IoSource<mio::net::TcpStream>,
+    /// Read and write timeouts (`timeouts.rs`): one load per read or write
+    /// poll while none is set.
+    pub(super) timeouts: IoTimeouts,
 }
 
 impl TcpStream {
@@ -77,7 +88,7 @@ impl TcpStream {
         each_addr(&addr, TcpStream::connect_one).await
     }
 
-    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    pub(super) async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         // mio opens the socket non-blocking and close-on-exec, and treats
         // EINPROGRESS as success.
         let socket = mio::net::TcpStream::connect(addr)?;
@@ -85,6 +96,7 @@ impl TcpStream {
         // than spend a getsockopt learning "not yet".
         let stream = TcpStream {
             io: IoSource::new_unready(socket)?,
+            timeouts: IoTimeouts::default(),
         };
         poll_fn(|cx| {
             stream.io.poll_io(cx, Direction::Write, |socket| {
@@ -108,7 +120,10 @@ impl TcpStream {
 
     /// Wraps a registered mio stream (an accepted connection).
     pub(crate) fn from_source(io: IoSource<mio::net::TcpStream>) -> TcpStream {
-        TcpStream { io }
+        TcpStream {
+            io,
+            timeouts: IoTimeouts::default(),
+        }
     }
 
     /// Adopts a connected standard-library stream, switching it to
@@ -117,6 +132,7 @@ impl TcpStream {
         stream.set_nonblocking(true)?;
         Ok(TcpStream {
             io: IoSource::new(mio::net::TcpStream::from_std(stream))?,
+            timeouts: IoTimeouts::default(),
         })
     }
 
@@ -155,12 +171,17 @@ impl TcpStream {
 
     /// Waits until the stream may be readable. A later
     /// [`try_read`](TcpStream::try_read) may still say `WouldBlock`.
+    ///
+    /// Cancelling it loses nothing: it does no I/O, and the readiness it
+    /// would have reported stays for the next wait or read.
     pub async fn readable(&self) -> io::Result<()> {
         self.io.ready(Direction::Read).await.map(drop)
     }
 
     /// Waits until the stream may be writable. A later
     /// [`try_write`](TcpStream::try_write) may still say `WouldBlock`.
+    ///
+    /// Cancelling it loses nothing: it does no I/O.
     pub async fn writable(&self) -> io::Result<()> {
         self.io.ready(Direction::Write).await.map(drop)
     }
@@ -196,18 +217,24 @@ impl TcpStream {
 
     /// Reads without consuming: the next read returns the same bytes. Waits
     /// until at least one byte (or EOF) is there.
+    ///
+    /// Cancelling it loses nothing: a peek takes no bytes from the kernel
+    /// even when it completes.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_peek(cx, buf)).await
     }
 
     /// Polls for [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| s.peek(buf))
+        let poll = self.io.poll_io(cx, Direction::Read, |s| s.peek(buf));
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
+        let poll = self
+            .io
+            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf));
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_read_vectored_inner(
@@ -215,15 +242,19 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
+        let poll = self
+            .io
             .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
                 recv_vectored(s, bufs)
-            })
+            });
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
 
     fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf))
+        let poll = self
+            .io
+            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf));
+        self.timeouts.check(&self.io, Direction::Write, cx, poll)
     }
 
     fn poll_write_vectored_inner(
@@ -231,10 +262,12 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io
+        let poll = self
+            .io
             .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
                 send_vectored(s, bufs)
-            })
+            });
+        self.timeouts.check(&self.io, Direction::Write, cx, poll)
     }
 
     /// `poll_close`: shuts the write side down so the peer reads EOF. A
@@ -259,6 +292,13 @@ fn recv_vectored(socket: &mio::net::TcpStream, bufs: &mut [IoSliceMut<'_>]) -> i
 }
 
 impl AsyncRead for &TcpStream {
+    /// Reads what is there, waiting until at least one byte (or EOF) is.
+    ///
+    /// # Cancellation
+    ///
+    /// A read that returned `Pending` has taken nothing from the kernel, so
+    /// dropping it (or its `read` future) loses no data: the next read gets
+    /// every byte. Bytes are taken only inside the poll that returns them.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -267,6 +307,8 @@ impl AsyncRead for &TcpStream {
         self.poll_read_inner(cx, buf)
     }
 
+    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
+    /// nothing either.
     fn poll_read_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -277,6 +319,16 @@ impl AsyncRead for &TcpStream {
 }
 
 impl AsyncWrite for &TcpStream {
+    /// Writes what the kernel takes, waiting until it takes at least one
+    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
+    ///
+    /// # Cancellation
+    ///
+    /// A write that returned `Pending` has sent nothing: the kernel took no
+    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
+    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
+    /// a prefix of its buffer; count what each `poll_write` returns to know
+    /// how much.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -285,6 +337,8 @@ impl AsyncWrite for &TcpStream {
         self.poll_write_inner(cx, buf)
     }
 
+    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
+    /// them per call); cancelled while `Pending`, it has sent nothing.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -298,12 +352,22 @@ impl AsyncWrite for &TcpStream {
         Poll::Ready(Ok(()))
     }
 
+    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
+    /// after everything sent before. It never waits, so it cannot be
+    /// cancelled half-way.
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.close_write()
     }
 }
 
 impl AsyncRead for TcpStream {
+    /// Reads what is there, waiting until at least one byte (or EOF) is.
+    ///
+    /// # Cancellation
+    ///
+    /// A read that returned `Pending` has taken nothing from the kernel, so
+    /// dropping it (or its `read` future) loses no data: the next read gets
+    /// every byte. Bytes are taken only inside the poll that returns them.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -312,6 +376,8 @@ impl AsyncRead for TcpStream {
         self.poll_read_inner(cx, buf)
     }
 
+    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
+    /// nothing either.
     fn poll_read_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -322,6 +388,16 @@ impl AsyncRead for TcpStream {
 }
 
 impl AsyncWrite for TcpStream {
+    /// Writes what the kernel takes, waiting until it takes at least one
+    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
+    ///
+    /// # Cancellation
+    ///
+    /// A write that returned `Pending` has sent nothing: the kernel took no
+    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
+    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
+    /// a prefix of its buffer; count what each `poll_write` returns to know
+    /// how much.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -330,6 +406,8 @@ impl AsyncWrite for TcpStream {
         self.poll_write_inner(cx, buf)
     }
 
+    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
+    /// them per call); cancelled while `Pending`, it has sent nothing.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -343,6 +421,9 @@ impl AsyncWrite for TcpStream {
         Poll::Ready(Ok(()))
     }
 
+    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
+    /// after everything sent before. It never waits, so it cannot be
+    /// cancelled half-way.
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.close_write()
     }
