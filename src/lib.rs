@@ -34,7 +34,7 @@ pub use reveille_reactor::{
 /// Socket types.
 pub mod net {
     pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};
-    pub use reveille_net::{TcpListener, TcpStream, ToSocketAddrs};
+    pub use reveille_net::{Async, TcpListener, TcpStream, ToSocketAddrs};
 }
 
 /// The futures-io traits the socket types implement, re-exported so that a

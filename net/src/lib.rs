@@ -4,15 +4,26 @@
 //! Each type is a thin newtype over a mio socket in an `IoSource`; every
 //! operation is one non-blocking syscall handed to the reactor's single
 //! "try, and on `WouldBlock` clear and wait" path. No socket type here has
-//! a loop or a readiness flag of its own, and no `unsafe`.
+//! a loop or a readiness flag of its own.
+//!
+//! [`Async`] does the same for any file descriptor epoll can watch (pipes,
+//! eventfds, `std` sockets); it lives here, beside the socket types it
+//! generalises, and is re-exported as `reveille::net::Async`.
+//!
+//! The only `unsafe` is in `fd_flags.rs`: two `fcntl` calls that set
+//! `O_NONBLOCK` on a descriptor that need not be a socket. The crate denies
+//! `unsafe_code` everywhere else.
 //!
 //! [reveille]: https://docs.rs/reveille
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod addr;
+mod async_fd;
+mod fd_flags;
 pub mod tcp;
 
 pub use addr::ToSocketAddrs;
+pub use async_fd::Async;
 pub use tcp::{TcpListener, TcpStream};
