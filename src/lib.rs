@@ -33,7 +33,9 @@ pub use reveille_reactor::{
 
 /// Socket types.
 pub mod net {
-    pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};
+    pub use reveille_net::tcp::{
+        Incoming, OwnedReadHalf, OwnedWriteHalf, ReuniteError, TcpSocket, DEFAULT_BACKLOG,
+    };
     pub use reveille_net::{Async, TcpListener, TcpStream, ToSocketAddrs};
 }
 
