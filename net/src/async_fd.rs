@@ -86,6 +86,17 @@ use crate::fd_flags;
 /// [`new`](Async::new): a terminal handed to `Async` is not left
 /// non-blocking for the shell that started the program.
 ///
+/// # Known limitation: descriptors that come back from the dead
+///
+/// The reactor keeps "closed" sticky, which is right for sockets (a closed
+/// TCP direction never says `WouldBlock` again). A FIFO is different: after
+/// its writer closes (EOF) a new writer may open it, and an empty read says
+/// `WouldBlock` once more. A reader that saw the hang-up *as an event* then
+/// retries forever instead of waiting (a debug assertion catches it in
+/// debug builds). Until the reactor clears the closed bit on such a
+/// `WouldBlock`, do not reuse an `Async` FIFO reader past its EOF: make a
+/// new `Async` for the next writer.
+///
 /// # Contract on `T`
 ///
 /// `T::as_fd` must return the same descriptor for as long as the `Async`
