@@ -38,9 +38,11 @@ pub use reveille_reactor::fs;
 
 /// Socket types.
 pub mod net {
-    pub use reveille_net::tcp::{Incoming, DEFAULT_BACKLOG};
+    pub use reveille_net::tcp::{
+        Incoming, OwnedReadHalf, OwnedWriteHalf, ReuniteError, TcpSocket, DEFAULT_BACKLOG,
+    };
     pub use reveille_net::unix::UnixIncoming;
-    pub use reveille_net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+    pub use reveille_net::{Async, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
     pub use reveille_net::{UCred, UnixDatagram, UnixListener, UnixStream};
 }
 

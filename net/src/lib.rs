@@ -4,9 +4,16 @@
 //! Each type is a thin newtype over a mio socket in an `IoSource`; every
 //! operation is one non-blocking syscall handed to the reactor's single
 //! "try, and on `WouldBlock` clear and wait" path. No socket type here has
-//! a loop or a readiness flag of its own, and no `unsafe` but one
-//! `getsockopt` for [`UnixStream::peer_cred`] (in `unix/cred.rs`, the only
-//! module allowed it).
+//! a loop or a readiness flag of its own.
+//!
+//! [`Async`] does the same for any file descriptor epoll can watch (pipes,
+//! eventfds, `std` sockets); it lives here, beside the socket types it
+//! generalises, and is re-exported as `reveille::net::Async`.
+//!
+//! The crate denies `unsafe_code` everywhere but two small modules:
+//! `fd_flags.rs` (two `fcntl` calls that set `O_NONBLOCK` on a descriptor
+//! that need not be a socket) and `unix/cred.rs` (one `getsockopt` for
+//! [`UnixStream::peer_cred`]).
 //!
 //! [reveille]: https://docs.rs/reveille
 
@@ -14,12 +21,15 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod addr;
+mod async_fd;
+mod fd_flags;
 mod stream_io;
 pub mod tcp;
 mod udp;
 pub mod unix;
 
 pub use addr::ToSocketAddrs;
+pub use async_fd::Async;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UCred, UnixDatagram, UnixListener, UnixStream};

@@ -10,9 +10,10 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use reveille_reactor::{Direction, IoSource};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
+use crate::tcp::socket::{self, TcpSocket};
 use crate::tcp::TcpStream;
 
 /// The listen backlog: how many connections the kernel queues for `accept`.
@@ -79,12 +80,16 @@ impl TcpListener {
     }
 
     fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-        // socket2 opens it close-on-exec.
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(backlog)?;
+        let socket = TcpSocket::for_addr(addr)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(backlog)
+    }
+
+    /// Registers a listening socket (non-blocking): the one way a
+    /// `TcpListener` is made, for [`bind`](TcpListener::bind) and
+    /// [`TcpSocket::listen`].
+    pub(super) fn from_socket(socket: Socket) -> io::Result<TcpListener> {
         let listener = mio::net::TcpListener::from_std(socket.into());
         Ok(TcpListener {
             io: IoSource::new(listener)?,
@@ -137,6 +142,19 @@ impl TcpListener {
     /// bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
+    }
+
+    /// Sets the time-to-live (on IPv6, the hop limit) of the packets this
+    /// listener sends, which accepted connections inherit; see
+    /// [`TcpStream::set_ttl`].
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        socket::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
+    }
+
+    /// The time-to-live (on IPv6, the hop limit) of the packets this
+    /// listener sends.
+    pub fn ttl(&self) -> io::Result<u32> {
+        socket::ttl(SockRef::from(self), self.local_addr()?)
     }
 }
 

@@ -1,8 +1,14 @@
-//! TCP: [`TcpListener`] accepts, [`TcpStream`] carries bytes.
+//! TCP: [`TcpListener`] accepts, [`TcpStream`] carries bytes, [`TcpSocket`]
+//! configures a socket before it becomes either, and [`TcpStream::into_split`]
+//! makes two owned halves of a stream.
 
 mod listener;
+mod socket;
+mod split;
 mod stream;
 mod timeouts;
 
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
+pub use socket::TcpSocket;
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use stream::TcpStream;

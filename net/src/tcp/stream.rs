@@ -7,12 +7,15 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use reveille_reactor::{Direction, IoSource};
+use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::stream_io::{send, send_vectored, total_len};
+use crate::tcp::socket::{self, TcpSocket};
 use crate::tcp::timeouts::IoTimeouts;
 
 /// A TCP connection.
@@ -89,13 +92,24 @@ impl TcpStream {
     }
 
     pub(super) async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
-        // mio opens the socket non-blocking and close-on-exec, and treats
-        // EINPROGRESS as success.
-        let socket = mio::net::TcpStream::connect(addr)?;
+        let socket = TcpSocket::for_addr(addr)?.into_socket();
+        TcpStream::connect_socket(socket, addr).await
+    }
+
+    /// Connects `socket` (non-blocking, not yet registered) to `addr`: the
+    /// one connect path, for [`connect`](TcpStream::connect) and
+    /// [`TcpSocket::connect`].
+    pub(super) async fn connect_socket(socket: Socket, addr: SocketAddr) -> io::Result<TcpStream> {
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            // The handshake is under way; its outcome is the first event.
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
         // Nothing can be ready yet: wait for the kernel's first event rather
         // than spend a getsockopt learning "not yet".
         let stream = TcpStream {
-            io: IoSource::new_unready(socket)?,
+            io: IoSource::new_unready(mio::net::TcpStream::from_std(socket.into()))?,
             timeouts: IoTimeouts::default(),
         };
         poll_fn(|cx| {
@@ -155,6 +169,56 @@ impl TcpStream {
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get_ref().nodelay()
+    }
+
+    /// Sets `SO_LINGER`: what closing the socket does with data not yet
+    /// sent.
+    ///
+    /// - `None` (the default): the close returns at once, and the kernel
+    ///   goes on sending in the background, then ends with a FIN.
+    /// - `Some(Duration::ZERO)`: the close discards unsent data and resets
+    ///   the connection (RST): the peer's next read or write fails with
+    ///   `ConnectionReset`, and no `TIME_WAIT` is left behind.
+    /// - `Some(timeout)`, not zero: **avoid.** Linux makes the close wait up
+    ///   to `timeout` for the data to go, non-blocking socket or not, so
+    ///   dropping the stream would stall the runtime's thread, and every
+    ///   task on it, for that long. (tokio deprecated its `set_linger` for
+    ///   this reason.) To know that the peer got the data, shut the write
+    ///   side down and read until its EOF instead.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use reveille_net::TcpStream;
+    ///
+    /// reveille_reactor::block_on(async {
+    ///     let stream = TcpStream::connect("127.0.0.1:7878").await?;
+    ///     // Abort: the peer sees a reset, not an orderly EOF.
+    ///     stream.set_linger(Some(Duration::ZERO))?;
+    ///     drop(stream);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(self).set_linger(linger)
+    }
+
+    /// `SO_LINGER`; see [`set_linger`](TcpStream::set_linger).
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        SockRef::from(self).linger()
+    }
+
+    /// Sets the time-to-live of the packets this socket sends: `IP_TTL`, or
+    /// on IPv6 the hop limit (`IPV6_UNICAST_HOPS`; `IP_TTL` is set too, for
+    /// an IPv4-mapped peer).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        socket::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
+    }
+
+    /// The time-to-live (on IPv6, the hop limit) of the packets this socket
+    /// sends.
+    pub fn ttl(&self) -> io::Result<u32> {
+        socket::ttl(SockRef::from(self), self.local_addr()?)
     }
 
     /// Shuts down the read side, the write side, or both. After
