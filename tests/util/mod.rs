@@ -3,11 +3,13 @@
 //!
 //! This file holds the runtime, connection, data and assertion helpers that
 //! many files use; helpers around one larger idea have a submodule:
-//! [`buffered`] (connections with chosen kernel buffers) and [`slow_reader`]
+//! [`buffered`] (connections with chosen kernel buffers), [`child`] (a test
+//! binary running one of its tests as a child process) and [`slow_reader`]
 //! (a writer facing a slow, gated reader).
 #![allow(dead_code)]
 
 pub mod buffered;
+pub mod child;
 pub mod slow_reader;
 
 use std::future::{poll_fn, Future};
