@@ -146,9 +146,7 @@ impl ChildProcess {
 
     /// How many descriptors the child has open now.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .expect("the child's /proc/PID/fd")
-            .count()
+        open_fds(self.pid())
     }
 }
 
@@ -237,6 +235,13 @@ pub fn hard_fd_limit() -> u64 {
         0
     );
     limit.rlim_max
+}
+
+/// How many descriptors process `pid` has open now (`/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count()
 }
 
 /// User plus system CPU time of process `pid` (`/proc/PID/stat`, fields 14
