@@ -34,9 +34,12 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// costs nothing measurable, short enough that it resumes promptly.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-struct Options {
-    addr: String,
-    quiet: bool,
+/// What `serve` needs. The tests that run this server in a child process
+/// (`tests/out_of_fds.rs`, `tests/load.rs`) include this file as a module,
+/// hence `pub(crate)` on it and on [`serve`].
+pub(crate) struct Options {
+    pub(crate) addr: String,
+    pub(crate) quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +83,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-async fn serve(options: Options) -> io::Result<()> {
+pub(crate) async fn serve(options: Options) -> io::Result<()> {
     let listener = TcpListener::bind(options.addr.as_str())
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", options.addr)))?;

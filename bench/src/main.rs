@@ -5,6 +5,7 @@
 //! ```text
 //! bench all [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]
 //! bench quick            # one round, short windows, no counters
+//! bench soak [--secs 60]  # the reveille server under steady load, watched for leaks
 //! ```
 
 use std::path::PathBuf;
@@ -37,6 +38,16 @@ fn main() {
         build_siblings();
         count(&args.collect::<Vec<_>>());
         return;
+    }
+    if command.as_deref() == Some("soak") {
+        let secs = match (args.next().as_deref(), args.next()) {
+            (None, _) => 60.0,
+            (Some("--secs"), Some(value)) => value.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        };
+        build_siblings();
+        bench::loadgen::raise_fd_limit();
+        std::process::exit(soak(secs));
     }
     let mut options = match command.as_deref() {
         Some("all") => Options {
@@ -113,9 +124,46 @@ fn count(names: &[String]) {
 fn usage() -> ! {
     eprintln!(
         "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
-         bench count [SERVER...]"
+         bench count [SERVER...]\n       \
+         bench soak [--secs SECONDS]"
     );
     std::process::exit(2)
+}
+
+/// `bench soak`: runs the soak, prints what it saw, and returns the exit
+/// status: 1 if descriptors or RSS grew.
+fn soak(secs: f64) -> i32 {
+    let report = bench::runner::soak::soak(std::time::Duration::from_secs_f64(secs));
+    println!(
+        "soak: {:.0} s: {:.0} ping-pong messages/s on 64 connections, {} connections churned \
+         ({:.0}/s)",
+        report.seconds,
+        report.messages / report.seconds,
+        report.churned,
+        report.churned as f64 / report.seconds
+    );
+    println!(
+        "soak: server descriptors: {} before any client, {} after warm-up, {} at the end \
+         (under load), {} with every client gone",
+        report.fds_idle, report.fds_start, report.fds_end, report.fds_after
+    );
+    println!(
+        "soak: server RSS: {} KiB after warm-up, {} KiB at the end ({:+} KiB; allowance {} KiB)",
+        report.rss_start / 1024,
+        report.rss_end / 1024,
+        (report.rss_end as i64 - report.rss_start as i64) / 1024,
+        bench::runner::soak::RSS_NOISE / 1024
+    );
+    let failures = report.failures();
+    for failure in &failures {
+        println!("soak: FAILED: {failure}");
+    }
+    if failures.is_empty() {
+        println!("soak: ok");
+        0
+    } else {
+        1
+    }
 }
 
 /// `cargo run -p bench` builds only this binary: build the servers and the

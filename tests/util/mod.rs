@@ -3,12 +3,15 @@
 //!
 //! This file holds the runtime, connection, data and assertion helpers that
 //! many files use; helpers around one larger idea have a submodule:
-//! [`buffered`] (connections with chosen kernel buffers), [`slow_reader`]
-//! (a writer facing a slow, gated reader) and [`socket_path`] (Unix socket
-//! paths that clean up after themselves).
+//! [`buffered`] (connections with chosen kernel buffers), [`child`] (a test
+//! binary running one of its tests as a child process), [`netns`] (network
+//! namespaces joined by a shaped veth link), [`slow_reader`] (a writer facing
+//! a slow, gated reader) and [`socket_path`] (Unix socket paths that clean up
+//! after themselves).
 #![allow(dead_code)]
 
 pub mod buffered;
+pub mod child;
 pub mod netns;
 pub mod slow_reader;
 pub mod socket_path;

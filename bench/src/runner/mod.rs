@@ -4,4 +4,5 @@
 pub mod counters;
 pub mod procs;
 pub mod report;
+pub mod soak;
 pub mod workloads;

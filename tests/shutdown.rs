@@ -1,0 +1,131 @@
+//! Dropping a `Runtime` cancels its tasks, closes every socket they held and
+//! leaves no thread behind, whatever the tasks were waiting for: an accept, a
+//! read, a write into a full buffer, a connect the peer never answers, a
+//! timer, another task; or nothing yet (spawned, never polled).
+//!
+//! Checked by counting this process's descriptors (`/proc/self/fd`) and
+//! threads (`/proc/self/task`) before the runtime exists and after it is
+//! gone. Both counts are process-wide and cargo runs the tests of one binary
+//! on parallel threads, so this file has a single test: it must be the only
+//! thing in its process that opens or closes descriptors or starts threads.
+
+mod util;
+
+use std::future::pending;
+use std::net::{SocketAddr, TcpStream as StdStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use reveille::net::{TcpListener, TcpStream};
+use reveille::Runtime;
+use socket2::{Domain, Socket, Type};
+
+fn open_fds() -> usize {
+    // The directory's own descriptor is counted each time, so it cancels.
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// A listener whose accept queue is full and never drained: the next
+/// connect to it gets no answer (the kernel drops the SYN), and stays in
+/// progress. Returns it with the connection that fills the queue.
+fn full_listener() -> (Socket, StdStream, SocketAddr) {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    // Backlog 0: Linux queues one connection, then drops SYNs.
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let filler = StdStream::connect(addr).unwrap();
+    (listener, filler, addr)
+}
+
+#[test]
+fn dropping_the_runtime_closes_every_socket_and_thread_it_made() {
+    // Made before the counts: they belong to the test, not the runtime.
+    let (_full, _filler, unanswered) = full_listener();
+    let fds_before = open_fds();
+    let threads_before = threads();
+
+    let runtime = Arc::new(Runtime::new().unwrap());
+    let outside = runtime.block_on(async {
+        // An accept that waits.
+        let listener = util::listener().await;
+        reveille::spawn(async move { listener.accept().await.map(drop) });
+
+        // Both ends of a connection, each read by its own task.
+        let (a, b) = util::pair().await;
+        for stream in [a, b] {
+            reveille::spawn(async move { (&stream).read(&mut [0; 64]).await });
+        }
+
+        // A write that waits for room: 16 MiB into small buffers nobody reads.
+        let (c, d) = util::pair().await;
+        util::small_buffers(&c, 64 << 10, 64 << 10).unwrap();
+        reveille::spawn(async move {
+            let _reader_that_never_reads = d;
+            (&c).write_all(&vec![0; 16 << 20]).await
+        });
+
+        // A connect that the peer never answers.
+        reveille::spawn(TcpStream::connect(unanswered));
+
+        // A timer, and a task that waits for the task holding a stream.
+        let (e, f) = util::pair().await;
+        let sleeper = reveille::spawn(async move {
+            let _e = e;
+            reveille::sleep(Duration::from_secs(3600)).await;
+        });
+        reveille::spawn(async move {
+            let _f = f;
+            sleeper.await
+        });
+
+        // A listener no task waits on yet, in a task that waits for nothing.
+        let idle = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        reveille::spawn(async move {
+            let _idle = idle;
+            pending::<()>().await
+        });
+
+        // Let every task run to its first wait.
+        for _ in 0..10 {
+            util::yield_now().await;
+        }
+        util::pair().await
+    });
+    // Spawned from outside, never polled: the tasks own the streams.
+    let (g, h) = outside;
+    runtime.spawn(async move { (&g).read(&mut [0; 8]).await });
+    let other_thread = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || runtime.spawn(async move { drop(h) }))
+    };
+    drop(other_thread.join().unwrap());
+
+    // epoll + its registry's duplicate + eventfd, 2 listeners, 9 streams.
+    let held = open_fds() - fds_before;
+    eprintln!("the runtime holds {held} descriptors");
+    assert!(
+        held >= 14,
+        "the runtime holds only {held} descriptors: the setup did not make what it meant to"
+    );
+
+    let runtime = Arc::into_inner(runtime).expect("the last reference to the runtime");
+    drop(runtime);
+    assert_eq!(
+        open_fds(),
+        fds_before,
+        "descriptors left open after the runtime dropped (it held {held})"
+    );
+    assert_eq!(
+        threads(),
+        threads_before,
+        "threads left running after the runtime dropped"
+    );
+}
