@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::ready::Ready;
 use crate::scheduled_io::ScheduledIo;
 use crate::slab::{Slab, WAKER_TOKEN};
+use crate::sync;
 use crate::time::{TimerQueue, TimersGuard};
 
 /// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
@@ -39,7 +40,7 @@ pub(crate) struct DriverHandle {
     /// Set while the driver is (about to be) blocked in `epoll_wait`, so that
     /// a wake from another thread pays for the eventfd write only when it has
     /// to. See [`DriverHandle::unpark`] for the ordering argument.
-    parked: AtomicBool,
+    parked: ParkFlag,
     /// Set when the runtime shuts down: new registrations fail from then on.
     shut_down: AtomicBool,
 }
@@ -94,7 +95,7 @@ impl DriverHandle {
     /// first publishes its work and *then* swaps `parked`. Either the driver's
     /// last look sees the work, or the swap sees `true` and writes the eventfd.
     pub(crate) fn unpark(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.take() {
             // A failing eventfd write means its counter is saturated, which
             // already guarantees a pending wakeup.
             let _ = self.waker.wake();
@@ -113,6 +114,42 @@ impl DriverHandle {
 
     pub(crate) fn timers(&self) -> TimersGuard<'_> {
         self.timers.lock()
+    }
+}
+
+/// The driver's "parked" flag: the handshake that lets a thread with work for
+/// the worker skip the eventfd write unless the driver may be blocked.
+///
+/// Kept apart from [`DriverHandle`] so that the loom model in
+/// `driver/loom_tests.rs` checks this very code; `mio::Waker` cannot run
+/// under loom, so there the eventfd is a counter.
+#[derive(Debug)]
+pub(crate) struct ParkFlag(sync::AtomicBool);
+
+impl ParkFlag {
+    pub(crate) fn new() -> ParkFlag {
+        ParkFlag(sync::AtomicBool::new(false))
+    }
+
+    /// The driver is about to block: called before its last look at the run
+    /// queue, the injection queue and the timers.
+    pub(crate) fn announce(&self) {
+        self.0.store(true, sync::Ordering::SeqCst);
+    }
+
+    /// The driver's wait is over. Relaxed: a thread that still finds the
+    /// flag set costs one spurious eventfd write, and one that finds it clear
+    /// has published its work before the driver's next `announce`, which
+    /// the driver's next look then sees.
+    pub(crate) fn clear(&self) {
+        self.0.store(false, sync::Ordering::Relaxed);
+    }
+
+    /// Called by a thread that has just published work for the worker:
+    /// returns true if the driver may be blocked, so the caller must write
+    /// the eventfd.
+    pub(crate) fn take(&self) -> bool {
+        self.0.swap(false, sync::Ordering::SeqCst)
     }
 }
 
@@ -137,7 +174,7 @@ impl Driver {
             slab: Mutex::new(Slab::default()),
             timers: TimerQueue::default(),
             waker,
-            parked: AtomicBool::new(false),
+            parked: ParkFlag::new(),
             shut_down: AtomicBool::new(false),
         });
         Ok(Driver {
@@ -164,7 +201,7 @@ impl Driver {
         has_work: impl FnOnce() -> bool,
     ) -> io::Result<()> {
         let timeout = if may_block {
-            self.handle.parked.store(true, Ordering::SeqCst);
+            self.handle.parked.announce();
             let next = if self.handle.timers.is_armed() {
                 self.handle.timers().next_deadline()
             } else {
@@ -179,7 +216,7 @@ impl Driver {
             Some(Duration::ZERO)
         };
         let polled = self.poll.poll(&mut self.events, timeout);
-        self.handle.parked.store(false, Ordering::Relaxed);
+        self.handle.parked.clear();
         match polled {
             Ok(()) => {}
             // A signal interrupted the wait: an empty turn, not a failure.
