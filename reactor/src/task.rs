@@ -231,3 +231,6 @@ impl TaskSlab {
         self.live
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;
