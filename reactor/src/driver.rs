@@ -92,8 +92,9 @@ impl DriverHandle {
     ///
     /// The driver stores `parked = true` *before* it last looks at the run
     /// queue, the injection queue and the timers; a waker from another thread
-    /// first publishes its work and *then* swaps `parked`. Either the driver's
-    /// last look sees the work, or the swap sees `true` and writes the eventfd.
+    /// first publishes its work and *then* takes `parked`. Either the driver's
+    /// last look sees the work, or the take sees `true` and writes the eventfd
+    /// (see [`ParkFlag`]).
     pub(crate) fn unpark(&self) {
         if self.parked.take() {
             // A failing eventfd write means its counter is saturated, which
@@ -133,8 +134,18 @@ impl ParkFlag {
 
     /// The driver is about to block: called before its last look at the run
     /// queue, the injection queue and the timers.
+    ///
+    /// This is one half of a store-then-load handshake (Dekker's): the driver
+    /// stores "parked" and then loads "any work?"; a waker stores its work
+    /// and then reads "parked" in [`take`](ParkFlag::take). At least one of
+    /// the two must see the other's store. The SeqCst accesses alone promise
+    /// that, but the fences say it where a model checker can see it: loom
+    /// treats SeqCst accesses as AcqRel (loom issue 180) and reports a lost
+    /// unpark without them, while it models SeqCst fences. On x86 each fence
+    /// is one `mfence`, next to an `epoll_wait` or an eventfd write.
     pub(crate) fn announce(&self) {
         self.0.store(true, sync::Ordering::SeqCst);
+        sync::fence(sync::Ordering::SeqCst);
     }
 
     /// The driver's wait is over. Relaxed: a thread that still finds the
@@ -147,9 +158,21 @@ impl ParkFlag {
 
     /// Called by a thread that has just published work for the worker:
     /// returns true if the driver may be blocked, so the caller must write
-    /// the eventfd.
+    /// the eventfd. Of several wakers, only the first after each `announce`
+    /// gets true.
+    ///
+    /// The fence is the waker's half of the handshake described at
+    /// [`announce`](ParkFlag::announce). A compare-exchange rather than a
+    /// swap: the same answer, but a waker that finds the flag clear writes
+    /// nothing, so every store of `false` by a waker follows the driver's
+    /// `true` that it took. loom orders stores only by happens-before, and
+    /// with a swap it let a second waker read the first one's stale `false`
+    /// past the driver's newer `true` (a false alarm, but one that left the model unable to pass).
     pub(crate) fn take(&self) -> bool {
-        self.0.swap(false, sync::Ordering::SeqCst)
+        sync::fence(sync::Ordering::SeqCst);
+        self.0
+            .compare_exchange(true, false, sync::Ordering::SeqCst, sync::Ordering::SeqCst)
+            .is_ok()
     }
 }
 
@@ -266,3 +289,6 @@ impl Driver {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

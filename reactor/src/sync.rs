@@ -2,42 +2,43 @@
 //! place, so that the [loom] model checker can stand in for `std`.
 //!
 //! A normal build re-exports `std`'s types: nothing changes and nothing costs.
-//! Built with `RUSTFLAGS="--cfg loom"`, the same code runs on loom's
-//! instrumented atomics and mutexes, which the models in `*/loom_tests.rs`
-//! use to try every interleaving of the readiness word, the waiter lock, a
-//! task's scheduled flag and the driver's park handshake. Under loom these
-//! types only work inside `loom::model`, so only the loom tests run in that
-//! build (see `.ci/run`).
+//! This crate's unit tests, built with `RUSTFLAGS="--cfg loom"`, run the same
+//! code on loom's instrumented atomics and mutexes instead: the models in
+//! `*/loom_tests.rs` use them to try every interleaving of the readiness
+//! word, the waiter lock, a task's scheduled flag and the driver's park
+//! handshake. (loom is a dev-dependency, so the library itself stays on
+//! `std` even under `--cfg loom`.) Loom's types only work inside
+//! `loom::model`, so only the loom tests run in that build (see `.ci/run`).
 //!
 //! Only state that another thread touches goes through here; the rest of the
 //! runtime keeps `std`'s types, which loom would not need to see.
 //!
 //! [loom]: https://docs.rs/loom
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 pub(crate) use loom::sync::{
     atomic::{fence, AtomicBool, AtomicU64, Ordering},
     Mutex, MutexGuard,
 };
-#[cfg(not(loom))]
+#[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicU64, Ordering},
     Mutex, MutexGuard,
 };
 
-/// What every loom model needs: the checker with its bounds, and a waker
+/// What every loom model needs: the checker, and a waker
 /// that counts its wakes.
 #[cfg(all(test, loom))]
 pub(crate) mod model {
     use loom::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Wake, Waker};
 
-    /// Runs `f` under every interleaving loom finds with at most three
-    /// preemptions: enough for every bug of the two- and three-step races
-    /// modelled here, and small enough that each model ends in seconds.
+    /// Runs `f` under every interleaving, with no preemption bound: the
+    /// models are small enough to be explored exhaustively (all of them
+    /// together in under half a minute), so nothing is left to a bound.
     pub(crate) fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
+        builder.preemption_bound = None;
         builder.check(f);
     }
 
