@@ -375,3 +375,6 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod prop_tests;
