@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::ready::Ready;
 use crate::scheduled_io::ScheduledIo;
 use crate::slab::{Slab, WAKER_TOKEN};
+use crate::sync;
 use crate::time::{TimerQueue, TimersGuard};
 
 /// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
@@ -39,7 +40,7 @@ pub(crate) struct DriverHandle {
     /// Set while the driver is (about to be) blocked in `epoll_wait`, so that
     /// a wake from another thread pays for the eventfd write only when it has
     /// to. See [`DriverHandle::unpark`] for the ordering argument.
-    parked: AtomicBool,
+    parked: ParkFlag,
     /// Set when the runtime shuts down: new registrations fail from then on.
     shut_down: AtomicBool,
 }
@@ -91,10 +92,11 @@ impl DriverHandle {
     ///
     /// The driver stores `parked = true` *before* it last looks at the run
     /// queue, the injection queue and the timers; a waker from another thread
-    /// first publishes its work and *then* swaps `parked`. Either the driver's
-    /// last look sees the work, or the swap sees `true` and writes the eventfd.
+    /// first publishes its work and *then* takes `parked`. Either the driver's
+    /// last look sees the work, or the take sees `true` and writes the eventfd
+    /// (see [`ParkFlag`]).
     pub(crate) fn unpark(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
+        if self.parked.take() {
             // A failing eventfd write means its counter is saturated, which
             // already guarantees a pending wakeup.
             let _ = self.waker.wake();
@@ -113,6 +115,64 @@ impl DriverHandle {
 
     pub(crate) fn timers(&self) -> TimersGuard<'_> {
         self.timers.lock()
+    }
+}
+
+/// The driver's "parked" flag: the handshake that lets a thread with work for
+/// the worker skip the eventfd write unless the driver may be blocked.
+///
+/// Kept apart from [`DriverHandle`] so that the loom model in
+/// `driver/loom_tests.rs` checks this very code; `mio::Waker` cannot run
+/// under loom, so there the eventfd is a counter.
+#[derive(Debug)]
+pub(crate) struct ParkFlag(sync::AtomicBool);
+
+impl ParkFlag {
+    pub(crate) fn new() -> ParkFlag {
+        ParkFlag(sync::AtomicBool::new(false))
+    }
+
+    /// The driver is about to block: called before its last look at the run
+    /// queue, the injection queue and the timers.
+    ///
+    /// This is one half of a store-then-load handshake (Dekker's): the driver
+    /// stores "parked" and then loads "any work?"; a waker stores its work
+    /// and then reads "parked" in [`take`](ParkFlag::take). At least one of
+    /// the two must see the other's store. The SeqCst accesses alone promise
+    /// that, but the fences say it where a model checker can see it: loom
+    /// treats SeqCst accesses as AcqRel (loom issue 180) and reports a lost
+    /// unpark without them, while it models SeqCst fences. On x86 each fence
+    /// is one `mfence`, next to an `epoll_wait` or an eventfd write.
+    pub(crate) fn announce(&self) {
+        self.0.store(true, sync::Ordering::SeqCst);
+        sync::fence(sync::Ordering::SeqCst);
+    }
+
+    /// The driver's wait is over. Relaxed: a thread that still finds the
+    /// flag set costs one spurious eventfd write, and one that finds it clear
+    /// has published its work before the driver's next `announce`, which
+    /// the driver's next look then sees.
+    pub(crate) fn clear(&self) {
+        self.0.store(false, sync::Ordering::Relaxed);
+    }
+
+    /// Called by a thread that has just published work for the worker:
+    /// returns true if the driver may be blocked, so the caller must write
+    /// the eventfd. Of several wakers, only the first after each `announce`
+    /// gets true.
+    ///
+    /// The fence is the waker's half of the handshake described at
+    /// [`announce`](ParkFlag::announce). A compare-exchange rather than a
+    /// swap: the same answer, but a waker that finds the flag clear writes
+    /// nothing, so every store of `false` by a waker follows the driver's
+    /// `true` that it took. loom orders stores only by happens-before, and
+    /// with a swap it let a second waker read the first one's stale `false`
+    /// past the driver's newer `true` (a false alarm, but one that left the model unable to pass).
+    pub(crate) fn take(&self) -> bool {
+        sync::fence(sync::Ordering::SeqCst);
+        self.0
+            .compare_exchange(true, false, sync::Ordering::SeqCst, sync::Ordering::SeqCst)
+            .is_ok()
     }
 }
 
@@ -137,7 +197,7 @@ impl Driver {
             slab: Mutex::new(Slab::default()),
             timers: TimerQueue::default(),
             waker,
-            parked: AtomicBool::new(false),
+            parked: ParkFlag::new(),
             shut_down: AtomicBool::new(false),
         });
         Ok(Driver {
@@ -164,7 +224,7 @@ impl Driver {
         has_work: impl FnOnce() -> bool,
     ) -> io::Result<()> {
         let timeout = if may_block {
-            self.handle.parked.store(true, Ordering::SeqCst);
+            self.handle.parked.announce();
             let next = if self.handle.timers.is_armed() {
                 self.handle.timers().next_deadline()
             } else {
@@ -179,7 +239,7 @@ impl Driver {
             Some(Duration::ZERO)
         };
         let polled = self.poll.poll(&mut self.events, timeout);
-        self.handle.parked.store(false, Ordering::Relaxed);
+        self.handle.parked.clear();
         match polled {
             Ok(()) => {}
             // A signal interrupted the wait: an empty turn, not a failure.
@@ -229,3 +289,6 @@ impl Driver {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

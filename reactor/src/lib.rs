@@ -30,6 +30,7 @@ mod runtime;
 mod scheduled_io;
 mod scheduler;
 mod slab;
+mod sync;
 mod task;
 mod time;
 

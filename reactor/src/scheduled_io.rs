@@ -25,11 +25,10 @@
 //! check or finds the stored waker.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// Bits 0..5 of the word: the [`Ready`] bits.
 const READY_MASK: u64 = 0x1f;
@@ -219,7 +218,7 @@ impl ScheduledIo {
 
 /// The waiter lock guards two `Option<Waker>`s and no invariant that a panic
 /// half-way could break, so a poisoned lock is still good to use.
-fn lock(waiters: &Mutex<Waiters>) -> std::sync::MutexGuard<'_, Waiters> {
+fn lock(waiters: &Mutex<Waiters>) -> MutexGuard<'_, Waiters> {
     waiters
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -373,3 +372,9 @@ mod tests {
         ));
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod prop_tests;

@@ -4,19 +4,16 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::driver::DriverHandle;
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::task::{BoxFuture, TaskId, TaskSlab};
 
 /// The part of a runtime that any thread may touch.
 pub(crate) struct Shared {
     pub(crate) driver: Arc<DriverHandle>,
-    injected: Mutex<Vec<Injected>>,
-    /// Whether `injected` may be non-empty: lets the worker skip the lock on
-    /// every loop when no other thread has sent anything.
-    has_injected: AtomicBool,
+    injected: InjectQueue<Injected>,
 }
 
 /// Work handed to the worker by another thread.
@@ -31,47 +28,81 @@ impl Shared {
     pub(crate) fn new(driver: Arc<DriverHandle>) -> Shared {
         Shared {
             driver,
-            injected: Mutex::new(Vec::new()),
-            has_injected: AtomicBool::new(false),
+            injected: InjectQueue::new(),
         }
     }
 
     /// Hands `item` to the worker and interrupts its wait if it is parked.
     pub(crate) fn inject(&self, item: Injected) {
-        {
-            let mut queue = self.injected();
-            queue.push(item);
-            self.has_injected.store(true, Ordering::SeqCst);
-        }
+        self.injected.push(item);
         self.driver.unpark();
     }
 
     /// Moves everything injected so far into `into`.
     pub(crate) fn take_injected(&self, into: &mut Vec<Injected>) {
-        if !self.has_injected.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut queue = self.injected();
-        self.has_injected.store(false, Ordering::SeqCst);
-        into.append(&mut queue);
+        self.injected.take_all(into);
     }
 
     #[inline]
     pub(crate) fn has_injected(&self) -> bool {
-        self.has_injected.load(Ordering::SeqCst)
-    }
-
-    fn injected(&self) -> MutexGuard<'_, Vec<Injected>> {
-        // A Vec push or append cannot leave it inconsistent.
-        self.injected.lock().unwrap_or_else(|p| p.into_inner())
+        self.injected.may_have()
     }
 }
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
-            .field("has_injected", &self.has_injected.load(Ordering::Relaxed))
+            .field("has_injected", &self.injected.may_have())
             .finish_non_exhaustive()
+    }
+}
+
+/// The injection queue: a locked `Vec`, and a flag that lets the worker skip
+/// the lock on every loop when no other thread has sent anything. Generic so
+/// that the loom model of the park handshake (`driver/loom_tests.rs`) runs
+/// this very code with plain numbers for items.
+pub(crate) struct InjectQueue<T> {
+    items: Mutex<Vec<T>>,
+    /// Whether `items` may be non-empty. Set after the push, under the lock;
+    /// SeqCst, because a worker that announces it is parking and then reads
+    /// this flag must see a push whose pusher then finds it not parked.
+    nonempty: AtomicBool,
+}
+
+impl<T> InjectQueue<T> {
+    pub(crate) fn new() -> InjectQueue<T> {
+        InjectQueue {
+            items: Mutex::new(Vec::new()),
+            nonempty: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `item`. The caller then unparks the worker.
+    pub(crate) fn push(&self, item: T) {
+        let mut items = self.lock();
+        items.push(item);
+        self.nonempty.store(true, Ordering::SeqCst);
+    }
+
+    /// Moves everything queued so far into `into`.
+    pub(crate) fn take_all(&self, into: &mut Vec<T>) {
+        if !self.nonempty.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut items = self.lock();
+        self.nonempty.store(false, Ordering::SeqCst);
+        into.append(&mut items);
+    }
+
+    /// Whether anything may be queued, without the lock.
+    #[inline]
+    pub(crate) fn may_have(&self) -> bool {
+        self.nonempty.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
+        // A Vec push or append cannot leave it inconsistent.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

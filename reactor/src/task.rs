@@ -8,12 +8,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 
 use crate::context;
 use crate::scheduler::{Injected, Shared};
+use crate::sync::{AtomicBool, Ordering};
 
 /// A spawned future, type-erased. The runtime polls it on one thread, but it
 /// must be `Send` so that the same API holds when there are several workers.
@@ -41,9 +41,9 @@ impl TaskId {
 pub(crate) struct TaskWaker {
     id: TaskId,
     shared: Arc<Shared>,
-    /// True from a wake until the worker starts the poll it asked for: a task
+    /// Set from a wake until the worker starts the poll it asked for: a task
     /// woken many times before it runs is queued once.
-    scheduled: AtomicBool,
+    scheduled: ScheduledFlag,
 }
 
 impl TaskWaker {
@@ -52,20 +52,14 @@ impl TaskWaker {
         Arc::new(TaskWaker {
             id,
             shared,
-            scheduled: AtomicBool::new(true),
+            scheduled: ScheduledFlag::new_scheduled(),
         })
     }
 
     /// Called by the worker just before it polls the task, so that a wake
     /// during the poll queues it again.
-    ///
-    /// A read-modify-write, not a store: a wake from another thread that
-    /// found the flag set was swallowed on the promise that this poll sees
-    /// what that thread wrote before waking. The Acquire half of this swap,
-    /// reading the value its `swap(true, AcqRel)` wrote, is what keeps that
-    /// promise.
     pub(crate) fn unschedule(&self) {
-        self.scheduled.swap(false, Ordering::AcqRel);
+        self.scheduled.unschedule();
     }
 }
 
@@ -75,7 +69,7 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
+        if !self.scheduled.schedule() {
             return;
         }
         // On the worker's own thread this is a push onto a plain VecDeque;
@@ -91,8 +85,50 @@ impl fmt::Debug for TaskWaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskWaker")
             .field("id", &self.id)
-            .field("scheduled", &self.scheduled.load(Ordering::Relaxed))
+            .field("scheduled", &self.scheduled.is_set())
             .finish()
+    }
+}
+
+/// A task's "scheduled" flag: whether a poll of it is already queued. The
+/// whole cross-thread protocol between a task's wakers and its worker, kept
+/// apart from [`TaskWaker`] so that the loom model in `task/loom_tests.rs`
+/// checks this very code.
+#[derive(Debug)]
+pub(crate) struct ScheduledFlag(AtomicBool);
+
+impl ScheduledFlag {
+    /// A flag that is set: the task's first poll is about to be queued.
+    pub(crate) fn new_scheduled() -> ScheduledFlag {
+        ScheduledFlag(AtomicBool::new(true))
+    }
+
+    /// A wake: sets the flag, and returns true if the caller must queue the
+    /// task (the flag was clear), false if a queued poll is still to come.
+    ///
+    /// Returning false swallows the wake on a promise: the poll still to come
+    /// sees everything this thread wrote before waking. The Release half of
+    /// this swap, read by [`unschedule`](ScheduledFlag::unschedule)'s Acquire,
+    /// is what keeps it.
+    pub(crate) fn schedule(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+
+    /// Called by the worker just before it polls the task, so that a wake
+    /// during the poll queues it again.
+    ///
+    /// A read-modify-write, not a store: a wake from another thread that
+    /// found the flag set was swallowed on the promise that this poll sees
+    /// what that thread wrote before waking. The Acquire half of this swap,
+    /// reading the value the waker's `swap(true, AcqRel)` wrote, is what
+    /// keeps that promise.
+    pub(crate) fn unschedule(&self) {
+        self.0.swap(false, Ordering::AcqRel);
+    }
+
+    /// For `Debug` only: a racy look.
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -195,3 +231,6 @@ impl TaskSlab {
         self.live
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,164 @@
+//! Loom models of the readiness state machine: the driver thread delivering
+//! events and shutting down, against a task thread polling, parking and
+//! clearing. Loom runs each model under every interleaving (within its
+//! preemption bound) and every value a load may legally return.
+
+use std::task::{Context, Poll, Waker};
+
+use loom::sync::Arc;
+use loom::thread;
+
+use super::ScheduledIo;
+use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::sync::model::{check, CountingWaker};
+use crate::sync::Ordering;
+
+/// What the driver does with one kernel event: record it, then wake what it
+/// hands back, with no lock held.
+fn deliver(io: &ScheduledIo, ready: Ready) {
+    let mut wake = Vec::new();
+    io.set_readiness(ready, &mut wake);
+    wake.into_iter().for_each(Waker::wake);
+}
+
+fn poll(
+    io: &ScheduledIo,
+    waker: &Waker,
+    direction: Direction,
+) -> Poll<std::io::Result<ReadyEvent>> {
+    io.poll_ready(&mut Context::from_waker(waker), direction)
+}
+
+/// The raw readiness bits, for checks that look past one direction.
+fn bits(io: &ScheduledIo) -> Ready {
+    Ready::from_bits(io.readiness.load(Ordering::SeqCst) as u8)
+}
+
+/// (a) The lost-wakeup race itself. The task finds the source maybe-ready,
+/// its read says `WouldBlock`, it clears what it saw and polls again, which
+/// parks it; meanwhile the driver delivers an edge. If the edge came after
+/// the task's observation, the task must either see it on its second poll or
+/// be woken, and a woken task's next poll must find the source ready.
+#[test]
+fn loom_event_racing_poll_and_clear_is_never_lost() {
+    check(|| {
+        let io = Arc::new(ScheduledIo::new(Ready::READABLE | Ready::WRITABLE));
+        let driver = {
+            let io = io.clone();
+            thread::spawn(move || deliver(&io, Ready::READABLE))
+        };
+
+        let (counter, waker) = CountingWaker::new();
+        let Poll::Ready(Ok(seen)) = poll(&io, &waker, Direction::Read) else {
+            panic!("a fresh source is maybe-ready");
+        };
+        // The read returned WouldBlock.
+        io.clear_readiness(seen);
+        let second = poll(&io, &waker, Direction::Read);
+        driver.join().unwrap();
+
+        let edge_after_observation = seen.tick == 0;
+        match second {
+            Poll::Ready(Ok(event)) => assert_eq!(event.tick, 1, "ready only by the edge"),
+            Poll::Ready(Err(_)) => panic!("no shutdown happened"),
+            Poll::Pending if edge_after_observation => {
+                assert_eq!(counter.wakes(), 1, "an edge after the observation was lost");
+                assert!(
+                    poll(&io, &waker, Direction::Read).is_ready(),
+                    "woken, but the clear erased the edge that woke it"
+                );
+            }
+            // The edge came first, so the WouldBlock is the newer truth: the
+            // task waits for the next edge, and nothing woke it.
+            Poll::Pending => assert_eq!(counter.wakes(), 0),
+        }
+        // Whatever happened to the read side, the write side was untouched.
+        assert!(bits(&io).contains(Ready::WRITABLE));
+    });
+}
+
+/// (b) Two edges racing one clear. The task observed the source at tick 0
+/// and clears after its `WouldBlock`; the driver meanwhile delivers a read
+/// edge and then a write edge with urgent data. A clear must never erase a
+/// read edge that came after its observation, never touch the other
+/// direction or a sticky bit, and must take effect when nothing came between.
+#[test]
+fn loom_clear_never_erases_a_later_edge() {
+    check(|| {
+        let io = Arc::new(ScheduledIo::new(Ready::READABLE));
+        let driver = {
+            let io = io.clone();
+            thread::spawn(move || {
+                deliver(&io, Ready::READABLE);
+                deliver(&io, Ready::WRITABLE | Ready::PRIORITY);
+            })
+        };
+
+        let seen = match io.observe(Direction::Read) {
+            Some(Ok(seen)) => seen,
+            other => panic!("readable from the start and never cleared: {other:?}"),
+        };
+        io.clear_readiness(seen);
+        driver.join().unwrap();
+
+        let after = bits(&io);
+        assert!(
+            after.contains(Ready::WRITABLE | Ready::PRIORITY),
+            "{after:?}"
+        );
+        if seen.tick == 0 {
+            assert!(
+                after.contains(Ready::READABLE),
+                "a later read edge was erased"
+            );
+        }
+        if seen.tick == 2 {
+            // Both edges were in before the observation: the clear is current
+            // and must work, or the task would retry its read for ever.
+            assert!(
+                !after.contains(Ready::READABLE),
+                "a current clear was skipped"
+            );
+        }
+    });
+}
+
+/// (c) Shutdown racing a reader and a writer that park. Each either sees the
+/// error at once or is woken exactly once, and its next poll then sees the
+/// error.
+#[test]
+fn loom_shutdown_racing_park_wakes_and_fails_the_waiters() {
+    check(|| {
+        let io = Arc::new(ScheduledIo::new(Ready::EMPTY));
+        let driver = {
+            let io = io.clone();
+            thread::spawn(move || {
+                let mut wake = Vec::new();
+                io.shutdown(&mut wake);
+                wake.into_iter().for_each(Waker::wake);
+            })
+        };
+
+        let (readers, reader) = CountingWaker::new();
+        let (writers, writer) = CountingWaker::new();
+        let read = poll(&io, &reader, Direction::Read);
+        let write = poll(&io, &writer, Direction::Write);
+        driver.join().unwrap();
+
+        for (first, counter, waker, direction) in [
+            (read, &readers, &reader, Direction::Read),
+            (write, &writers, &writer, Direction::Write),
+        ] {
+            match first {
+                // Its waker may still be woken once (stored before the second
+                // look saw the shutdown): spurious, and allowed.
+                Poll::Ready(Err(_)) => assert!(counter.wakes() <= 1),
+                Poll::Pending => {
+                    assert_eq!(counter.wakes(), 1, "{direction:?} waiter never woken");
+                    assert!(matches!(poll(&io, waker, direction), Poll::Ready(Err(_))));
+                }
+                Poll::Ready(Ok(event)) => panic!("no readiness was ever set: {event:?}"),
+            }
+        }
+    });
+}
