@@ -290,7 +290,7 @@ fn port_unreachable_surfaces_as_connection_refused_once() {
 fn malformed_and_unusable_addresses_are_clear_errors() {
     run(async {
         for bad in [
-            "localhost:7879",
+            "localhost",
             "nonsense",
             "127.0.0.1",
             "",
@@ -305,9 +305,9 @@ fn malformed_and_unusable_addresses_are_clear_errors() {
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 
         let socket = bind("127.0.0.1:0").await;
-        let error = socket.send_to(b"x", "localhost:7879").await.unwrap_err();
+        let error = socket.send_to(b"x", "localhost").await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-        assert!(error.to_string().contains("localhost:7879"), "{error}");
+        assert!(error.to_string().contains("localhost"), "{error}");
         let error = socket.connect("nonsense").await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
         let error = socket.connect(none).await.unwrap_err();
