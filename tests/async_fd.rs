@@ -333,16 +333,15 @@ fn open_fifo(path: &std::path::Path, flags: libc::c_int) -> File {
 }
 
 /// A FIFO's reader sees EOF when its writer closes (EPOLLHUP: the reactor's
-/// sticky read-closed bit), but a FIFO can get a new writer, after which an
-/// empty read says `WouldBlock` again. The sticky bit then counts as
-/// "ready" forever: `poll_io` retries the read in a loop that never returns
-/// `Pending` (in debug builds its `debug_assert` fires instead).
+/// read-closed bit), but a FIFO can get a new writer, after which an empty
+/// read says `WouldBlock` again. That `WouldBlock` must clear the closed bit,
+/// or it would count as "ready" forever and `poll_io` would retry the read in
+/// a loop that never returns `Pending` (a regression test: it did, once).
 ///
-/// Ignored: it shows a reactor bug, reported, not fixed here. It bounds
-/// itself by running the runtime on a thread of its own and giving up on it
-/// after a few seconds (the thread then spins until the process exits).
+/// It bounds itself by running the runtime on a thread of its own and giving
+/// up on it after a few seconds (a spinning thread would then spin until the
+/// process exits, but the test fails).
 #[test]
-#[ignore = "reactor bug: a sticky READ_CLOSED bit spins poll_io on a reopened FIFO"]
 fn fifo_reader_waits_again_after_a_new_writer_opens() {
     let path = std::env::temp_dir().join(format!("reveille-fifo-{}", std::process::id()));
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();

@@ -289,13 +289,7 @@ fn port_unreachable_surfaces_as_connection_refused_once() {
 #[test]
 fn malformed_and_unusable_addresses_are_clear_errors() {
     run(async {
-        for bad in [
-            "localhost",
-            "nonsense",
-            "127.0.0.1",
-            "",
-            "1.2.3.4:99999",
-        ] {
+        for bad in ["localhost", "nonsense", "127.0.0.1", "", "1.2.3.4:99999"] {
             let error = UdpSocket::bind(bad).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
             assert!(error.to_string().contains(bad), "{bad:?}: {error}");

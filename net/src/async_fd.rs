@@ -86,16 +86,13 @@ use crate::fd_flags;
 /// [`new`](Async::new): a terminal handed to `Async` is not left
 /// non-blocking for the shell that started the program.
 ///
-/// # Known limitation: descriptors that come back from the dead
+/// # Descriptors that come back from the dead
 ///
-/// The reactor keeps "closed" sticky, which is right for sockets (a closed
-/// TCP direction never says `WouldBlock` again). A FIFO is different: after
-/// its writer closes (EOF) a new writer may open it, and an empty read says
-/// `WouldBlock` once more. A reader that saw the hang-up *as an event* then
-/// retries forever instead of waiting (a debug assertion catches it in
-/// debug builds). Until the reactor clears the closed bit on such a
-/// `WouldBlock`, do not reuse an `Async` FIFO reader past its EOF: make a
-/// new `Async` for the next writer.
+/// A FIFO's reader sees a hang-up when the last writer closes (it reads
+/// EOF), and a new writer may open it afterwards, after which an empty read
+/// says `WouldBlock` again. The reactor treats that `WouldBlock` as the
+/// kernel's word that the direction is open again: the reader waits for the
+/// new writer's data instead of retrying.
 ///
 /// # Contract on `T`
 ///

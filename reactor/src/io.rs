@@ -138,7 +138,7 @@ impl<T: mio::event::Source> IoSource<T> {
     /// a syscall that could only say `WouldBlock`. This is safe with edge
     /// triggering because any data or space that arrives later raises a new
     /// edge (and bumps the tick, so this clear cannot erase it), and because
-    /// the closed bits are never cleared: data and FIN arriving in one edge
+    /// a short transfer never clears the closed bits: data and FIN arriving in one edge
     /// still leave the reader a read-closed bit that makes it read on to EOF.
     ///
     /// One exception, and the reason [`Ready::PRIORITY`] exists: Linux stops
@@ -184,14 +184,9 @@ impl<T: mio::event::Source> IoSource<T> {
                     return Poll::Ready(Ok(value));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // The kernel never says "would block" for a direction it
-                    // reported closed (reads give EOF, writes EPIPE); if it
-                    // did, the sticky closed bit would make this loop spin.
-                    debug_assert!(
-                        event.ready().intersects(Ready::READABLE | Ready::WRITABLE),
-                        "WouldBlock on a direction reported closed"
-                    );
-                    self.registration.clear_readiness(event);
+                    // The closed bit goes too: a direction that says
+                    // `WouldBlock` is open again (a FIFO with a new writer).
+                    self.registration.clear_would_block(event);
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Poll::Ready(Err(error)),
@@ -233,12 +228,14 @@ impl<T: mio::event::Source> IoSource<T> {
             None => return Err(io::ErrorKind::WouldBlock.into()),
         };
         let result = op(&self.io);
-        let clear = match &result {
-            Ok(value) => drained(value) && !event.ready().contains(Ready::PRIORITY),
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-        };
-        if clear {
-            self.registration.clear_readiness(event);
+        match &result {
+            Ok(value) if drained(value) && !event.ready().contains(Ready::PRIORITY) => {
+                self.registration.clear_readiness(event);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.registration.clear_would_block(event);
+            }
+            _ => {}
         }
         result
     }

@@ -64,6 +64,11 @@ impl Registration {
         self.io.clear_readiness(observed);
     }
 
+    #[inline]
+    pub(crate) fn clear_would_block(&self, observed: ReadyEvent) {
+        self.io.clear_would_block(observed);
+    }
+
     /// A timer on the same driver as `self`.
     pub(crate) fn sleep_until(&self, deadline: std::time::Instant) -> crate::time::Sleep {
         crate::time::sleep_on(self.driver.clone(), deadline)

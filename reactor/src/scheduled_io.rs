@@ -8,7 +8,8 @@
 //!   the tick, hands back the wakers to run);
 //! * [`ScheduledIo::poll_ready`]: a task wants to use a direction (returns the
 //!   bits and the tick it saw, or parks the task's waker);
-//! * [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`,
+//! * [`ScheduledIo::clear_would_block`] and
+//!   [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`,
 //!   or moved fewer bytes than offered (clears that direction's bits unless
 //!   the tick moved on);
 //! * [`ScheduledIo::shutdown`]: the runtime is gone (every waiter gets an
@@ -179,12 +180,34 @@ impl ScheduledIo {
         }))
     }
 
-    /// Clears the readiness a caller observed, after its syscall returned
-    /// `WouldBlock` or a short transfer, unless an event arrived since (the
-    /// tick moved). The closed bits are sticky and never cleared.
+    /// Clears the readiness a caller observed, after a short transfer,
+    /// unless an event arrived since (the tick moved). The closed bits stay:
+    /// data and FIN can arrive in one edge, and the reader must read on to
+    /// the EOF.
     #[inline]
     pub(crate) fn clear_readiness(&self, observed: ReadyEvent) {
-        let clear = u64::from((observed.ready - Ready::STICKY).bits());
+        self.clear(observed, Ready::STICKY);
+    }
+
+    /// Clears the readiness a caller observed, after its syscall said
+    /// `WouldBlock`, unless an event arrived since (the tick moved).
+    ///
+    /// Unlike [`clear_readiness`](ScheduledIo::clear_readiness), this also
+    /// clears the direction's closed bit: the kernel just said the direction
+    /// is open and empty, whatever it reported before. A TCP socket never
+    /// gets here with a closed bit (a closed direction reads EOF or fails,
+    /// never `WouldBlock`), but a FIFO does: its reader sees a hang-up when
+    /// the last writer closes, and `WouldBlock` again once a new writer
+    /// opens it. Kept, the closed bit would make every poll retry the read
+    /// at once, for ever. Only the urgent-data mark stays: it is about what
+    /// the source has seen, not about whether it is ready.
+    #[inline]
+    pub(crate) fn clear_would_block(&self, observed: ReadyEvent) {
+        self.clear(observed, Ready::PRIORITY);
+    }
+
+    fn clear(&self, observed: ReadyEvent, keep: Ready) {
+        let clear = u64::from((observed.ready - keep).bits());
         let mut current = self.readiness.load(Ordering::Acquire);
         loop {
             if current >> TICK_SHIFT != observed.tick {

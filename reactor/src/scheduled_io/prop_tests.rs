@@ -27,9 +27,11 @@ enum Op {
     Poll(Direction, usize),
     /// A task looks at a direction without parking (`try_io`'s first step).
     Observe(Direction),
-    /// The last observation of a direction is cleared, as after a
-    /// `WouldBlock`; it may be stale by now.
+    /// The last observation of a direction is cleared, as after a short
+    /// transfer; it may be stale by now.
     Clear(Direction),
+    /// The same, as after a `WouldBlock`, which clears the closed bit too.
+    ClearWouldBlock(Direction),
     /// The runtime shuts down.
     Shutdown,
 }
@@ -44,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (direction(), 0..TASKS).prop_map(|(d, t)| Op::Poll(d, t)),
         2 => direction().prop_map(Op::Observe),
         4 => direction().prop_map(Op::Clear),
+        2 => direction().prop_map(Op::ClearWouldBlock),
         1 => Just(Op::Shutdown),
     ]
 }
@@ -123,6 +126,15 @@ impl Model {
     fn clear(&mut self, observed: ReadyEvent) {
         if observed.tick == self.tick {
             self.bits = self.bits - (observed.ready - Ready::STICKY);
+        }
+    }
+
+    /// After `WouldBlock` the kernel has said the direction is open and
+    /// empty: a current clear removes everything observed but the
+    /// urgent-data mark, closed bit included.
+    fn clear_would_block(&mut self, observed: ReadyEvent) {
+        if observed.tick == self.tick {
+            self.bits = self.bits - (observed.ready - Ready::PRIORITY);
         }
     }
 
@@ -212,7 +224,7 @@ proptest! {
         };
 
         for (step, op) in ops.iter().enumerate() {
-            let sticky_before = model.bits & Ready::STICKY;
+            let mut sticky_before = model.bits & Ready::STICKY;
             match *op {
                 Op::Event(bits) => {
                     let ready = Ready::from_bits(bits);
@@ -244,6 +256,17 @@ proptest! {
                     if let Some(event) = observed[index(direction)] {
                         real.io.clear_readiness(event);
                         model.clear(event);
+                    }
+                }
+                Op::ClearWouldBlock(direction) => {
+                    if let Some(event) = observed[index(direction)] {
+                        real.io.clear_would_block(event);
+                        model.clear_would_block(event);
+                        // The one clear that may drop a closed bit: this
+                        // direction's, and only if it was observed.
+                        if event.tick == model.tick {
+                            sticky_before = sticky_before - (event.ready - Ready::PRIORITY);
+                        }
                     }
                 }
                 Op::Shutdown => {
