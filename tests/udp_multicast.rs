@@ -2,7 +2,8 @@
 //! test makes for itself (`unshare(CLONE_NEWNET)` on a thread of its own), so
 //! that no datagram can leave this machine or reach anyone else's group.
 //! Making a namespace needs `CAP_SYS_ADMIN` (root); without it the test says
-//! so on stderr and skips. Membership on the host's loopback, which needs no
+//! so on stderr and skips, unless `REVEILLE_REQUIRE_NETNS=1` (as in CI) makes
+//! that a failure. Membership on the host's loopback, which needs no
 //! privilege and sends nothing, is tested in `udp.rs`.
 //!
 //! IPv4 only: delivering IPv6 multicast over a bare loopback interface needs
@@ -95,7 +96,13 @@ fn multicast_reaches_members_in_a_private_network_namespace() {
     match outcome {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-            eprintln!("skipped: making a network namespace needs root (CAP_SYS_ADMIN): {error}");
+            let reason = format!("making a network namespace needs root (CAP_SYS_ADMIN): {error}");
+            // Like the netns tests: CI runs as root and must not count a
+            // skip as a pass.
+            if std::env::var_os("REVEILLE_REQUIRE_NETNS").is_some_and(|v| v == "1") {
+                panic!("{reason} (and REVEILLE_REQUIRE_NETNS=1 forbids skipping)");
+            }
+            eprintln!("skipped: {reason}");
         }
         Err(error) => panic!("setting up the private network namespace: {error}"),
     }
