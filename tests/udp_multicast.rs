@@ -99,8 +99,8 @@ fn multicast_reaches_members_in_a_private_network_namespace() {
             let reason = format!("making a network namespace needs root (CAP_SYS_ADMIN): {error}");
             // Like the netns tests: CI runs as root and must not count a
             // skip as a pass.
-            if std::env::var_os("REVEILLE_REQUIRE_NETNS").is_some_and(|v| v == "1") {
-                panic!("{reason} (and REVEILLE_REQUIRE_NETNS=1 forbids skipping)");
+            if std::env::var(util::netns::REQUIRE_ENV).is_ok_and(|v| v == "1") {
+                panic!("{reason}; {}=1 forbids skipping", util::netns::REQUIRE_ENV);
             }
             eprintln!("skipped: {reason}");
         }

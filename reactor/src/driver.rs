@@ -53,16 +53,24 @@ impl DriverHandle {
         source: &mut impl mio::event::Source,
         initial: Ready,
     ) -> io::Result<(Arc<ScheduledIo>, mio::Token)> {
-        if self.shut_down.load(Ordering::Acquire) {
-            return Err(crate::scheduled_io::shutdown_error());
-        }
         let io = Arc::new(ScheduledIo::new(initial));
-        let token = self.slab().insert(io.clone()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "reveille reactor: no registration slot left",
-            )
-        })?;
+        let token = {
+            let mut slab = self.slab();
+            // Checked under the slab lock that `shutdown` drains through,
+            // after setting the flag: a registration either lands before the
+            // drain (and is failed by it) or sees the flag. Checked before
+            // the lock, one racing a shutdown from another thread could land
+            // after the drain and wait for ever.
+            if self.shut_down.load(Ordering::Acquire) {
+                return Err(crate::scheduled_io::shutdown_error());
+            }
+            slab.insert(io.clone()).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "reveille reactor: no registration slot left",
+                )
+            })?
+        };
         // PRIORITY (EPOLLPRI) only to learn that urgent data arrived; see
         // `Ready::PRIORITY` for why a reader needs to know.
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY;

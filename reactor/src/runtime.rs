@@ -118,8 +118,8 @@ impl Builder {
     }
 
     /// How many I/O operations a task may complete in one poll before the
-    /// next one makes it yield (default `Some(128)`); `None` turns the budget
-    /// off.
+    /// next one makes it yield (default `Some(128)`, at least 1); `None`
+    /// turns the budget off.
     ///
     /// Without a budget, a task whose socket is always ready (a peer that
     /// floods it) never returns `Pending` and starves every other task on the
@@ -132,7 +132,9 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn task_budget(&mut self, budget: Option<u32>) -> &mut Builder {
-        self.task_budget = budget;
+        // A budget of 0 would make every operation yield before trying,
+        // for ever: the smallest budget that makes progress is 1.
+        self.task_budget = budget.map(|operations| operations.max(1));
         self
     }
 

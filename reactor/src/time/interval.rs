@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep::{far_future, sleep_until, Sleep};
+use super::sleep::{deadline_after, far_future, sleep_until, Sleep};
 
 /// How late a tick may be and still count as on time. The driver's clock
 /// has whole-millisecond resolution (see [`sleep`](super::sleep)) and a busy
@@ -187,7 +187,7 @@ impl Interval {
     /// Starts the schedule again from now: the next tick is due one period
     /// from now.
     pub fn reset(&mut self) {
-        self.reset_at(Instant::now() + self.period);
+        self.reset_at(deadline_after(self.period));
     }
 
     /// Starts the schedule again with a tick due at once.

@@ -181,14 +181,18 @@ impl Future for Sleep {
         let driver = this
             .driver
             .get_or_insert_with(|| context::driver().unwrap_or_else(|error| panic!("{error}")));
+        let mut timers = driver.timers();
+        // Checked under the timer lock, which the shutdown's `fire_all` takes
+        // after setting the flag: a timer either lands before that and is
+        // fired by it, or sees the flag here. Never one left behind.
         if driver.is_shut_down() {
+            drop(timers);
             assert!(
                 this.for_io,
                 "reveille::sleep polled after its runtime shut down"
             );
             return Poll::Pending;
         }
-        let mut timers = driver.timers();
         if let Some(key) = this.key {
             if timers.update(key, cx.waker()) {
                 return Poll::Pending;
