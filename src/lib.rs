@@ -1,10 +1,14 @@
 //! reveille: an epoll reactor whose sockets you `.await`.
 //!
 //! A [`Runtime`] runs futures on one thread and wakes them when the kernel
-//! says their sockets are ready. [`net::TcpListener`] and [`net::TcpStream`] implement
+//! says their sockets are ready. The stream types ([`net::TcpStream`],
+//! [`net::UnixStream`], and [`net::Async`] over any descriptor) implement
 //! futures-io's [`AsyncRead`](io::AsyncRead) and
 //! [`AsyncWrite`](io::AsyncWrite), so a send that would block becomes a send
-//! you await, and thousands of them progress together.
+//! you await, and thousands of them progress together. Datagrams
+//! ([`net::UdpSocket`], [`net::UnixDatagram`]), timers ([`sleep`],
+//! [`timeout`], [`interval`]), a blocking pool ([`spawn_blocking`], [`fs`])
+//! and host-name resolution come with it.
 //!
 //! ```no_run
 //! use futures_util::io::AsyncWriteExt;

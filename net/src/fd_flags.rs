@@ -1,5 +1,5 @@
-//! The `O_NONBLOCK` flag of any file descriptor: this crate's one door for
-//! `unsafe`.
+//! The `O_NONBLOCK` flag of any file descriptor: one of the crate's two
+//! `unsafe` files (the other is `unix/cred.rs`).
 //!
 //! socket2 can set the flag too, and does it with this same `fcntl`, but
 //! `SockRef` asks its caller to ensure the descriptor is a socket, and

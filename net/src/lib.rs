@@ -4,7 +4,9 @@
 //! Each type is a thin newtype over a mio socket in an `IoSource`; every
 //! operation is one non-blocking syscall handed to the reactor's single
 //! "try, and on `WouldBlock` clear and wait" path. No socket type here has
-//! a loop or a readiness flag of its own.
+//! a readiness flag of its own, and none loops on readiness; the one retry
+//! loop is `UnixStream::connect`'s, on the runtime's timers, for a listener
+//! whose queue is full (Linux says `EAGAIN` there, and no event follows).
 //!
 //! [`Async`] does the same for any file descriptor epoll can watch (pipes,
 //! eventfds, `std` sockets); it lives here, beside the socket types it

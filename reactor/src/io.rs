@@ -5,8 +5,8 @@
 //! (or their byte-stream forms, [`IoSource::poll_transfer`] and
 //! [`IoSource::try_transfer`]): try the syscall if the direction may be
 //! ready; on `WouldBlock`, clear that direction's readiness (unless an event
-//! arrived meanwhile) and wait for the next edge. No socket type has a loop
-//! of its own.
+//! arrived meanwhile) and wait for the next edge. No socket type loops on
+//! readiness by itself.
 
 use std::fmt;
 use std::future::Future;

@@ -6,9 +6,11 @@ use std::ops;
 /// A set of readiness bits for one I/O source.
 ///
 /// The read-closed and write-closed bits are *hints*: once the kernel has said
-/// the peer closed a direction it stays said (the bits are never cleared), but
-/// the only authority on what a socket can do is the next syscall. Code that
-/// sees `READ_CLOSED` still reads until the kernel returns 0.
+/// the peer closed a direction it stays said until a syscall in that
+/// direction says `WouldBlock` (which a closed TCP direction never does; a
+/// FIFO with a new writer does), but the only authority on what a socket can
+/// do is the next syscall. Code that sees `READ_CLOSED` still reads until the
+/// kernel returns 0.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ready(u8);
 
@@ -20,10 +22,10 @@ impl Ready {
     /// A write (or a pending connect) may make progress.
     pub const WRITABLE: Ready = Ready(0b0010);
     /// The peer shut its write side down (or the socket errored): reads will
-    /// end in EOF or an error. Never cleared once seen.
+    /// end in EOF or an error. Cleared only by a read that says `WouldBlock`.
     pub const READ_CLOSED: Ready = Ready(0b0100);
     /// Our write side is closed (peer reset, or we shut it down): writes will
-    /// fail. Never cleared once seen.
+    /// fail. Cleared only by a write that says `WouldBlock`.
     pub const WRITE_CLOSED: Ready = Ready(0b1000);
     /// Urgent (out-of-band) TCP data arrived at some point. Never cleared
     /// once seen, and never a reason to wake a reader by itself: it only
@@ -31,7 +33,8 @@ impl Ready {
     /// a short read no longer proves the socket drained, because Linux stops
     /// a read at the urgent mark with bytes still queued behind it.
     pub const PRIORITY: Ready = Ready(0b1_0000);
-    /// The bits a clear never removes.
+    /// The bits a short transfer never clears (a `WouldBlock` clears all but
+    /// `PRIORITY`).
     pub(crate) const STICKY: Ready = Ready(0b1_1100);
     /// Every bit.
     pub const ALL: Ready = Ready(0b1_1111);

@@ -116,7 +116,10 @@ impl TcpStream {
     /// cancelled while waiting leaves its clock running for the next read, so
     /// that a loop racing each read against something else, and dropping the
     /// loser, still gets an idle timeout. Setting a timeout stops the running
-    /// clock; the new value applies from the next wait.
+    /// clock; the new value applies from the next wait. A read already
+    /// parked when the timeout is set is not bounded by it until it is
+    /// polled again (by its own wakeup): set timeouts before the reads they
+    /// are for, or wrap a read in flight with [`timeout`](reveille_reactor::timeout).
     ///
     /// The kernel's `SO_RCVTIMEO` has no effect on a non-blocking socket,
     /// and this does not set it.
