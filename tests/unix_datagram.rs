@@ -13,7 +13,7 @@ use std::pin::pin;
 
 use reveille::net::UnixDatagram;
 use util::socket_path::SocketPath;
-use util::{pattern, poll_once, run};
+use util::{pattern, poll_once, run, yield_now};
 
 /// Larger than any datagram these tests send.
 const BIG: usize = 64 * 1024;
@@ -235,5 +235,40 @@ fn a_send_to_a_full_receiver_waits_and_is_woken_by_a_receive() {
             assert_eq!(sent.unwrap(), 4);
             assert_eq!(received, 4, "the waiting datagram arrives last");
         }
+    });
+}
+
+/// An unconnected `send_to` to a receiver whose queue *another* sender
+/// filled is woken when the receiver makes room: the kernel, not a timer,
+/// gets the datagram through (a retry on a 100 s timer changed nothing here).
+#[test]
+fn an_unconnected_send_to_a_queue_others_filled_gets_through() {
+    run(async {
+        let server_path = SocketPath::new("dgram-others");
+        let server = UnixDatagram::bind(&server_path).expect("bind");
+        let filler = UnixDatagram::unbound().expect("unbound");
+        filler.connect(&server_path).unwrap();
+        let queued = fill(&filler);
+        assert!(queued > 0);
+        let sender = UnixDatagram::unbound().expect("unbound");
+        let mut send = pin!(sender.send_to(b"late", &server_path));
+        assert!(poll_once(send.as_mut()).await.is_pending(), "queue full");
+        // A new registration gets one edge for the state it started in; let
+        // the driver deliver it and the send consume it, so that what is
+        // left to wake the send is only what the kernel does on a read.
+        for _ in 0..3 {
+            yield_now().await;
+            assert!(poll_once(send.as_mut()).await.is_pending(), "queue full");
+        }
+        let mut buf = vec![0; BIG];
+        let (sent, received) = futures_util::future::join(send, async {
+            for _ in 0..queued {
+                assert_eq!(server.recv(&mut buf).await.unwrap(), 1024);
+            }
+            server.recv(&mut buf).await.unwrap()
+        })
+        .await;
+        assert_eq!(sent.unwrap(), 4);
+        assert_eq!(received, 4, "the waiting datagram arrives last");
     });
 }

@@ -43,11 +43,12 @@ use super::path_error::with_path;
 /// A send waits while the receiver's queue is full (its
 /// `net.unix.max_dgram_qlen` datagrams, or its buffer, are taken). For a
 /// [`connect`](UnixDatagram::connect)ed socket the kernel wakes the sender
-/// when room appears. For [`send_to`](UnixDatagram::send_to) a full receiver
-/// wakes us only as *our own* earlier datagrams are read: if its queue holds
-/// only other senders' messages, the send waits until something else wakes
-/// the task. Connect the socket, or bound the send with
-/// [`timeout`](reveille_reactor::timeout), when that matters.
+/// when room appears. So it does for an unconnected
+/// [`send_to`](UnixDatagram::send_to) on the kernels we test (Linux 6.x),
+/// even when the receiver's queue holds only other senders' datagrams
+/// (`tests/unix_datagram.rs` checks it). Kernels whose unconnected senders
+/// were not woken existed; if you target one, connect the socket or bound
+/// the send with [`timeout`](reveille_reactor::timeout).
 ///
 /// # Signals
 ///
