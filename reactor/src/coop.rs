@@ -9,6 +9,11 @@
 //! returns `Pending` instead: the task goes to the back of the run queue, the
 //! others run, and the reactor is polled again before long.
 //!
+//! A yield for want of budget also ends the worker's batch of polls, so that
+//! the reactor is polled (without blocking) before that task runs again, and
+//! the task then goes behind the tasks that turn woke: the connections it
+//! was starving are served first, as tokio does with its deferred yields.
+//!
 //! The budget lives in a thread-local set by the worker before each poll.
 //! Outside a reveille worker (a source polled by another executor) it is
 //! unlimited: that executor's fairness is its own business.
@@ -27,6 +32,9 @@ const UNLIMITED: u32 = u32::MAX;
 
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
+    /// Set when a task yielded because its budget ran out, so that the
+    /// worker polls the reactor before it runs anything again.
+    static YIELDED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Gives the task about to be polled its budget (`None`: unlimited).
@@ -47,6 +55,7 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     match left {
         UNLIMITED => Poll::Ready(()),
         0 => {
+            YIELDED.set(true);
             cx.waker().wake_by_ref();
             Poll::Pending
         }
@@ -55,6 +64,16 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     }
+}
+
+/// Whether the task just polled yielded for want of budget (and forgets
+/// it). The worker then polls the reactor before running any task again:
+/// the yielded task is back in the run queue at once, and without a look at
+/// the reactor it would be the only task there, and run again, while the
+/// tasks its flood starves wait in `epoll` for the next turn.
+#[inline]
+pub(crate) fn take_yielded() -> bool {
+    YIELDED.replace(false)
 }
 
 /// Returns the unit that [`poll_proceed`] took, for an operation that ended up

@@ -315,9 +315,15 @@ impl CoreGuard<'_> {
         // The main future starts scheduled, like any new task.
         context::with_local(|c| c.local.schedule(TaskId::MAIN));
 
+        // A task that yielded for want of budget: it goes behind whatever
+        // the next reactor turn wakes (see `coop`).
+        let mut deferred = None;
         loop {
             // One thread-local access per batch, not per task.
             let batch = context::with_local(|c| {
+                if let Some(id) = deferred.take() {
+                    c.local.move_to_back(id);
+                }
                 for _ in 0..self.tasks_per_tick {
                     let Some(id) = c.local.next() else {
                         break;
@@ -330,6 +336,10 @@ impl CoreGuard<'_> {
                         }
                     } else {
                         c.local.run(id);
+                    }
+                    if coop::take_yielded() {
+                        deferred = Some(id);
+                        break;
                     }
                 }
                 if shared.has_injected() {

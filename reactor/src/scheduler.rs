@@ -123,6 +123,16 @@ impl Local {
         self.queue.borrow_mut().pop_front()
     }
 
+    /// Moves `id`, if queued, behind every other queued task: a task that
+    /// yielded for want of budget waits for the tasks the reactor just woke.
+    pub(crate) fn move_to_back(&self, id: TaskId) {
+        let mut queue = self.queue.borrow_mut();
+        if let Some(at) = queue.iter().rposition(|&queued| queued == id) {
+            queue.remove(at);
+            queue.push_back(id);
+        }
+    }
+
     pub(crate) fn is_idle(&self) -> bool {
         self.queue.borrow().is_empty()
     }
