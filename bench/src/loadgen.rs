@@ -83,6 +83,11 @@ pub struct Options {
 
 /// Write size in bulk mode.
 const BULK_WRITE: usize = 64 * 1024;
+/// Bytes a bulk connection keeps in flight (sent, not yet echoed back).
+const BULK_WINDOW: u64 = 4 * BULK_WRITE as u64;
+/// The same for the flooding connection of `flood` mode: 2 MiB, 512 of the
+/// servers' 4 KiB reads.
+const FLOOD_WINDOW: u64 = 32 * BULK_WRITE as u64;
 
 struct Connection {
     stream: TcpStream,
@@ -205,8 +210,14 @@ fn drive(options: &Options) -> Report {
             if options.messages.is_some_and(|limit| *queued_total >= limit) {
                 return;
             }
-            // Keep a few writes' worth ahead of what came back.
-            while c.target - c.received < 4 * BULK_WRITE as u64 {
+            // Keep a few writes' worth ahead of what came back; a flood
+            // keeps many more, so that the server's side of it stays
+            // readable for hundreds of its reads in a row.
+            let window = match options.mode {
+                Mode::Flood => FLOOD_WINDOW,
+                _ => BULK_WINDOW,
+            };
+            while c.target - c.received < window {
                 c.target += BULK_WRITE as u64;
             }
         } else {
