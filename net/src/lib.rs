@@ -27,6 +27,7 @@ mod async_fd;
 mod fd_flags;
 mod stream_io;
 pub mod tcp;
+mod ttl;
 mod udp;
 pub mod unix;
 

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
 
 use reveille_reactor::{Direction, IoSource};
+use socket2::SockRef;
 
 use crate::addr::{each_addr, ToSocketAddrs};
 
@@ -321,14 +322,17 @@ impl UdpSocket {
         self.io.get_ref().broadcast()
     }
 
-    /// Sets the time-to-live (`IP_TTL`) of outgoing unicast datagrams.
+    /// Sets the time-to-live of outgoing unicast datagrams: `IP_TTL` on
+    /// IPv4; on IPv6 the hop limit (`IPV6_UNICAST_HOPS`), and `IP_TTL` too
+    /// for the IPv4-mapped peers of a dual-stack socket, as for TCP.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.io.get_ref().set_ttl(ttl)
+        crate::ttl::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
     }
 
-    /// The time-to-live (`IP_TTL`) of outgoing unicast datagrams.
+    /// The time-to-live of outgoing unicast datagrams (the hop limit on
+    /// IPv6).
     pub fn ttl(&self) -> io::Result<u32> {
-        self.io.get_ref().ttl()
+        crate::ttl::ttl(SockRef::from(self), self.local_addr()?)
     }
 
     /// Joins the IPv4 multicast group `multiaddr` on the interface with

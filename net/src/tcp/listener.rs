@@ -13,8 +13,9 @@ use reveille_reactor::{Direction, IoSource};
 use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::tcp::socket::{self, TcpSocket};
+use crate::tcp::socket::TcpSocket;
 use crate::tcp::TcpStream;
+use crate::ttl;
 
 /// The listen backlog: how many connections the kernel queues for `accept`.
 /// 1024 is what tokio and mio use; the kernel clamps it to
@@ -89,6 +90,21 @@ impl TcpListener {
     /// Registers a listening socket (non-blocking): the one way a
     /// `TcpListener` is made, for [`bind`](TcpListener::bind) and
     /// [`TcpSocket::listen`].
+    /// Adopts a listening standard-library socket, switching it to
+    /// non-blocking mode and registering it with this thread's runtime (for
+    /// a socket inherited from a parent process, or made with options this
+    /// crate does not offer).
+    ///
+    /// # Errors
+    ///
+    /// If no reveille runtime runs on this thread, or `epoll_ctl` fails.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: IoSource::new(mio::net::TcpListener::from_std(listener))?,
+        })
+    }
+
     pub(super) fn from_socket(socket: Socket) -> io::Result<TcpListener> {
         let listener = mio::net::TcpListener::from_std(socket.into());
         Ok(TcpListener {
@@ -144,17 +160,22 @@ impl TcpListener {
         self.io.get_ref().local_addr()
     }
 
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
     /// Sets the time-to-live (on IPv6, the hop limit) of the packets this
     /// listener sends, which accepted connections inherit; see
     /// [`TcpStream::set_ttl`].
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        socket::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
+        ttl::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
     }
 
     /// The time-to-live (on IPv6, the hop limit) of the packets this
     /// listener sends.
     pub fn ttl(&self) -> io::Result<u32> {
-        socket::ttl(SockRef::from(self), self.local_addr()?)
+        ttl::ttl(SockRef::from(self), self.local_addr()?)
     }
 }
 

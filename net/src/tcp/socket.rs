@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::tcp::{TcpListener, TcpStream};
 
@@ -257,24 +257,5 @@ impl fmt::Debug for TcpSocket {
             .field("local_addr", &self.local_addr().ok())
             .field("fd", &self.as_raw_fd())
             .finish()
-    }
-}
-
-/// `set_ttl` of a stream or listener bound to `local`: `IP_TTL` on IPv4;
-/// on IPv6, its name there, `IPV6_UNICAST_HOPS`, and `IP_TTL` as well, which
-/// Linux applies to the IPv4-mapped peers of a dual-stack socket.
-pub(super) fn set_ttl(socket: SockRef<'_>, local: SocketAddr, ttl: u32) -> io::Result<()> {
-    if local.is_ipv6() {
-        socket.set_unicast_hops_v6(ttl)?;
-    }
-    socket.set_ttl_v4(ttl)
-}
-
-/// `ttl` of a stream or listener bound to `local`: the hop limit on IPv6.
-pub(super) fn ttl(socket: SockRef<'_>, local: SocketAddr) -> io::Result<u32> {
-    if local.is_ipv6() {
-        socket.unicast_hops_v6()
-    } else {
-        socket.ttl_v4()
     }
 }

@@ -2,21 +2,20 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_io::{AsyncRead, AsyncWrite};
 use reveille_reactor::{Direction, IoSource};
 use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::stream_io::{send, send_vectored, total_len};
-use crate::tcp::socket::{self, TcpSocket};
+use crate::stream_io::{recv, recv_vectored, send, send_vectored, total_len};
+use crate::tcp::socket::TcpSocket;
 use crate::tcp::timeouts::IoTimeouts;
+use crate::ttl;
 
 /// A TCP connection.
 ///
@@ -212,13 +211,13 @@ impl TcpStream {
     /// on IPv6 the hop limit (`IPV6_UNICAST_HOPS`; `IP_TTL` is set too, for
     /// an IPv4-mapped peer).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        socket::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
+        ttl::set_ttl(SockRef::from(self), self.local_addr()?, ttl)
     }
 
     /// The time-to-live (on IPv6, the hop limit) of the packets this socket
     /// sends.
     pub fn ttl(&self) -> io::Result<u32> {
-        socket::ttl(SockRef::from(self), self.local_addr()?)
+        ttl::ttl(SockRef::from(self), self.local_addr()?)
     }
 
     /// Shuts down the read side, the write side, or both. After
@@ -345,153 +344,7 @@ impl TcpStream {
     }
 }
 
-fn recv(socket: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    let mut socket = socket;
-    socket.read(buf)
-}
-
-fn recv_vectored(socket: &mio::net::TcpStream, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let mut socket = socket;
-    socket.read_vectored(bufs)
-}
-
-impl AsyncRead for &TcpStream {
-    /// Reads what is there, waiting until at least one byte (or EOF) is.
-    ///
-    /// # Cancellation
-    ///
-    /// A read that returned `Pending` has taken nothing from the kernel, so
-    /// dropping it (or its `read` future) loses no data: the next read gets
-    /// every byte. Bytes are taken only inside the poll that returns them.
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_inner(cx, buf)
-    }
-
-    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
-    /// nothing either.
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_vectored_inner(cx, bufs)
-    }
-}
-
-impl AsyncWrite for &TcpStream {
-    /// Writes what the kernel takes, waiting until it takes at least one
-    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
-    ///
-    /// # Cancellation
-    ///
-    /// A write that returned `Pending` has sent nothing: the kernel took no
-    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
-    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
-    /// a prefix of its buffer; count what each `poll_write` returns to know
-    /// how much.
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_inner(cx, buf)
-    }
-
-    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
-    /// them per call); cancelled while `Pending`, it has sent nothing.
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_inner(cx, bufs)
-    }
-
-    /// Writes are not buffered in user space: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
-    /// after everything sent before. It never waits, so it cannot be
-    /// cancelled half-way.
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.close_write()
-    }
-}
-
-impl AsyncRead for TcpStream {
-    /// Reads what is there, waiting until at least one byte (or EOF) is.
-    ///
-    /// # Cancellation
-    ///
-    /// A read that returned `Pending` has taken nothing from the kernel, so
-    /// dropping it (or its `read` future) loses no data: the next read gets
-    /// every byte. Bytes are taken only inside the poll that returns them.
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_inner(cx, buf)
-    }
-
-    /// Like `poll_read`, into several buffers (`readv`); cancelled, it loses
-    /// nothing either.
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_vectored_inner(cx, bufs)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    /// Writes what the kernel takes, waiting until it takes at least one
-    /// byte. `MSG_NOSIGNAL`: a closed peer is an error, never `SIGPIPE`.
-    ///
-    /// # Cancellation
-    ///
-    /// A write that returned `Pending` has sent nothing: the kernel took no
-    /// byte, so dropping its future sends nothing. But a `write_all` (a loop
-    /// of writes) dropped part-way, or failing with `TimedOut`, may have sent
-    /// a prefix of its buffer; count what each `poll_write` returns to know
-    /// how much.
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_inner(cx, buf)
-    }
-
-    /// Like `poll_write`, from several buffers (`sendmsg`, at most 1024 of
-    /// them per call); cancelled while `Pending`, it has sent nothing.
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_inner(cx, bufs)
-    }
-
-    /// Writes are not buffered in user space: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write side down (`shutdown(SHUT_WR)`): the peer reads EOF
-    /// after everything sent before. It never waits, so it cannot be
-    /// cancelled half-way.
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.close_write()
-    }
-}
+crate::stream_io::impl_stream_traits!(TcpStream);
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {

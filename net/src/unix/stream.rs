@@ -2,21 +2,19 @@
 //! `AsyncRead`/`AsyncWrite`.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_io::{AsyncRead, AsyncWrite};
 use reveille_reactor::{Direction, IoSource};
 
 use super::cred::{self, UCred};
 use super::path_error::with_path;
-use crate::stream_io::{send, send_vectored, total_len};
+use crate::stream_io::{recv, recv_vectored, send, send_vectored, total_len};
 
 /// First pause before retrying a connect that found the listener's queue
 /// full: one timer tick, since a busy server usually drains it within one.
@@ -271,105 +269,7 @@ impl UnixStream {
     }
 }
 
-fn recv(socket: &mio::net::UnixStream, buf: &mut [u8]) -> io::Result<usize> {
-    let mut socket = socket;
-    socket.read(buf)
-}
-
-fn recv_vectored(socket: &mio::net::UnixStream, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let mut socket = socket;
-    socket.read_vectored(bufs)
-}
-
-impl AsyncRead for &UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_inner(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_vectored_inner(cx, bufs)
-    }
-}
-
-impl AsyncWrite for &UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_inner(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_inner(cx, bufs)
-    }
-
-    /// Writes are not buffered in user space: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.close_write()
-    }
-}
-
-impl AsyncRead for UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_inner(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_vectored_inner(cx, bufs)
-    }
-}
-
-impl AsyncWrite for UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_inner(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_inner(cx, bufs)
-    }
-
-    /// Writes are not buffered in user space: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.close_write()
-    }
-}
+crate::stream_io::impl_stream_traits!(UnixStream);
 
 impl AsFd for UnixStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
