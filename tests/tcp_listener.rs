@@ -191,3 +191,21 @@ fn a_listener_polled_from_a_foreign_executor_keeps_its_connections() {
     stop.send(()).unwrap();
     driver.join().unwrap().unwrap();
 }
+
+#[test]
+fn from_std_adopts_a_listening_socket() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    run(async move {
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        assert_eq!(listener.local_addr().unwrap(), addr);
+        assert!(listener.take_error().unwrap().is_none());
+        let (client, accepted) = join(TcpStream::connect(addr), listener.accept()).await;
+        let (mut client, (mut accepted, _)) = (client.unwrap(), accepted.unwrap());
+        client.write_all(b"adopted").await.unwrap();
+        client.close().await.unwrap();
+        let mut got = Vec::new();
+        accepted.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"adopted");
+    });
+}

@@ -365,6 +365,9 @@ fn options_read_back_what_was_set() {
         socket.set_ttl(17).unwrap();
         assert_eq!(socket.ttl().unwrap(), 17);
         if local.starts_with('[') {
+            // On IPv6 the TTL is the hop limit, as for TCP.
+            let hops = socket2::SockRef::from(&socket).unicast_hops_v6().unwrap();
+            assert_eq!(hops, 17, "set_ttl sets IPV6_UNICAST_HOPS on IPv6");
             socket.set_multicast_loop_v6(false).unwrap();
             assert!(!socket.multicast_loop_v6().unwrap());
             socket.set_multicast_loop_v6(true).unwrap();
