@@ -32,9 +32,6 @@ const UNLIMITED: u32 = u32::MAX;
 
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
-    /// Set when a task yielded because its budget ran out, so that the
-    /// worker polls the reactor before it runs anything again.
-    static YIELDED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Gives the task about to be polled its budget (`None`: unlimited).
@@ -55,7 +52,6 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     match left {
         UNLIMITED => Poll::Ready(()),
         0 => {
-            YIELDED.set(true);
             cx.waker().wake_by_ref();
             Poll::Pending
         }
@@ -66,14 +62,16 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     }
 }
 
-/// Whether the task just polled yielded for want of budget (and forgets
-/// it). The worker then polls the reactor before running any task again:
-/// the yielded task is back in the run queue at once, and without a look at
-/// the reactor it would be the only task there, and run again, while the
-/// tasks its flood starves wait in `epoll` for the next turn.
+/// Whether the task just polled spent its whole budget (and so, most likely,
+/// yielded for want of it). The worker then polls the reactor before running
+/// any task again: the yielded task is back in the run queue at once, and
+/// without a look at the reactor it would be the only task there, and run
+/// again, while the tasks its flood starves wait in `epoll` for the next
+/// turn. A task that spent exactly its budget and then waited gets the same
+/// treatment, which costs nothing but an early look at the reactor.
 #[inline]
-pub(crate) fn take_yielded() -> bool {
-    YIELDED.replace(false)
+pub(crate) fn spent() -> bool {
+    BUDGET.get() == 0
 }
 
 /// Returns the unit that [`poll_proceed`] took, for an operation that ended up

@@ -337,7 +337,7 @@ impl CoreGuard<'_> {
                     } else {
                         c.local.run(id);
                     }
-                    if coop::take_yielded() {
+                    if coop::spent() {
                         deferred = Some(id);
                         break;
                     }

@@ -206,6 +206,7 @@ impl ScheduledIo {
         self.clear(observed, Ready::PRIORITY);
     }
 
+    #[inline]
     fn clear(&self, observed: ReadyEvent, keep: Ready) {
         let clear = u64::from((observed.ready - keep).bits());
         let mut current = self.readiness.load(Ordering::Acquire);

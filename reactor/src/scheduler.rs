@@ -115,10 +115,12 @@ pub(crate) struct Local {
 }
 
 impl Local {
+    #[inline]
     pub(crate) fn schedule(&self, id: TaskId) {
         self.queue.borrow_mut().push_back(id);
     }
 
+    #[inline]
     pub(crate) fn next(&self) -> Option<TaskId> {
         self.queue.borrow_mut().pop_front()
     }
@@ -133,6 +135,7 @@ impl Local {
         }
     }
 
+    #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.queue.borrow().is_empty()
     }
