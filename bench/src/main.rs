@@ -39,6 +39,20 @@ fn main() {
         count(&args.collect::<Vec<_>>());
         return;
     }
+    if command.as_deref() == Some("fairness") {
+        let rounds = match (args.next().as_deref(), args.next()) {
+            (None, _) => 10,
+            (Some("--rounds"), Some(value)) => value.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        };
+        build_siblings();
+        let timing = Timing::Timed {
+            warmup: 0.5,
+            duration: 2.0,
+        };
+        println!("{}", bench::runner::fairness::fairness(rounds, timing));
+        return;
+    }
     if command.as_deref() == Some("soak") {
         let secs = match (args.next().as_deref(), args.next()) {
             (None, _) => 60.0,
@@ -125,7 +139,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
          bench count [SERVER...]\n       \
-         bench soak [--secs SECONDS]"
+         bench soak [--secs SECONDS]\n       \
+         bench fairness [--rounds N]"
     );
     std::process::exit(2)
 }

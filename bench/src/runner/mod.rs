@@ -2,6 +2,7 @@
 //! separate cores, interleaves the servers over several rounds, and reports.
 
 pub mod counters;
+pub mod fairness;
 pub mod procs;
 pub mod report;
 pub mod soak;
