@@ -40,6 +40,47 @@ use crate::registration::Registration;
 /// later one displaces the earlier, which is woken at once so that it never
 /// hangs; both keep working, but they take turns waking each other, so give
 /// each direction one owner.
+///
+/// # Examples
+///
+/// A socket type of your own is a newtype over an `IoSource`, and each of
+/// its operations one non-blocking syscall handed to
+/// [`poll_io`](IoSource::poll_io), which waits, retries and clears readiness
+/// for it:
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::io;
+/// use std::net::SocketAddr;
+///
+/// use reveille_reactor::{Direction, IoSource};
+///
+/// /// A datagram socket that only receives.
+/// struct Receiver {
+///     io: IoSource<mio::net::UdpSocket>,
+/// }
+///
+/// impl Receiver {
+///     fn bind(addr: SocketAddr) -> io::Result<Receiver> {
+///         Ok(Receiver { io: IoSource::new(mio::net::UdpSocket::bind(addr)?)? })
+///     }
+///
+///     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+///         poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |socket| socket.recv_from(buf))).await
+///     }
+/// }
+///
+/// reveille_reactor::block_on(async {
+///     let receiver = Receiver::bind("127.0.0.1:0".parse().unwrap())?;
+///     let to = receiver.io.get_ref().local_addr()?;
+///     std::net::UdpSocket::bind("127.0.0.1:0")?.send_to(b"hello", to)?;
+///     let mut buf = [0; 64];
+///     let (n, _from) = receiver.recv_from(&mut buf).await?;
+///     assert_eq!(&buf[..n], b"hello");
+///     Ok::<(), io::Error>(())
+/// })?;
+/// # Ok::<(), io::Error>(())
+/// ```
 pub struct IoSource<T: mio::event::Source> {
     registration: Registration,
     io: T,

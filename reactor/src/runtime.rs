@@ -252,6 +252,17 @@ impl Runtime {
     /// [`spawn_blocking`](crate::spawn_blocking). The job starts at once,
     /// whether or not a thread is inside [`block_on`](Runtime::block_on).
     ///
+    /// ```
+    /// let runtime = reveille_reactor::Runtime::new()?;
+    /// let digest = runtime.spawn_blocking(|| {
+    ///     // Work that would stall the reactor: CPU-bound, or a blocking call.
+    ///     (0..1_000_000u64).fold(0u64, |h, x| h.rotate_left(5) ^ x)
+    /// });
+    /// let digest = runtime.block_on(digest).expect("the job panicked");
+    /// # let _ = digest;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Panics
     ///
     /// If the pool has no thread and the OS refuses to start one.

@@ -237,6 +237,27 @@ impl TcpStream {
     ///
     /// Cancelling it loses nothing: it does no I/O, and the readiness it
     /// would have reported stays for the next wait or read.
+    ///
+    /// # Examples
+    ///
+    /// Waiting and reading apart, for code that must read straight into a
+    /// buffer it owns: readiness is a hint, so a `WouldBlock` means "wait
+    /// again".
+    ///
+    /// ```no_run
+    /// use std::io;
+    /// use reveille_net::TcpStream;
+    ///
+    /// async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    ///     loop {
+    ///         stream.readable().await?;
+    ///         match stream.try_read(buf) {
+    ///             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+    ///             result => return result,
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub async fn readable(&self) -> io::Result<()> {
         self.io.ready(Direction::Read).await.map(drop)
     }

@@ -120,6 +120,21 @@ impl UnixStream {
 
     /// A connected pair of streams (`socketpair`), both registered with this
     /// thread's runtime: what one writes, the other reads.
+    ///
+    /// ```
+    /// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    /// use reveille_net::UnixStream;
+    ///
+    /// reveille_reactor::block_on(async {
+    ///     let (mut a, mut b) = UnixStream::pair()?;
+    ///     a.write_all(b"ping").await?;
+    ///     let mut buf = [0; 4];
+    ///     b.read_exact(&mut buf).await?;
+    ///     assert_eq!(&buf, b"ping");
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((
