@@ -22,8 +22,10 @@ mod traits;
 /// - [`read_with`](Async::read_with) and [`write_with`](Async::write_with)
 ///   run a non-blocking operation of your choosing on `&T`, and wait for
 ///   readiness whenever it says `WouldBlock`;
-/// - [`AsyncRead`] and [`AsyncWrite`] are implemented for `Async<T>` when `T`
-///   implements [`Read`] and [`Write`], and for `&Async<T>` when `&T` does
+/// - [`AsyncRead`](futures_io::AsyncRead) and
+///   [`AsyncWrite`](futures_io::AsyncWrite) are implemented for `Async<T>`
+///   when `T` implements [`Read`](std::io::Read) and
+///   [`Write`](std::io::Write), and for `&Async<T>` when `&T` does
 ///   (so one task can read while another writes);
 /// - [`readable`](Async::readable) and [`writable`](Async::writable) wait for
 ///   readiness alone.

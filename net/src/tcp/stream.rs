@@ -19,7 +19,8 @@ use crate::ttl;
 
 /// A TCP connection.
 ///
-/// Reads and writes go through [`AsyncRead`] and [`AsyncWrite`] (use the
+/// Reads and writes go through [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (use the
 /// extension traits of `futures-util` or `futures-lite` for `read`,
 /// `write_all` and friends). Both traits are implemented for `&TcpStream`
 /// too, so one task can read while another writes, without a lock or a

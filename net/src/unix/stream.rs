@@ -27,7 +27,8 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_millis(64);
 
 /// A Unix-domain stream connection.
 ///
-/// Reads and writes go through [`AsyncRead`] and [`AsyncWrite`] (use the
+/// Reads and writes go through [`AsyncRead`](futures_io::AsyncRead) and
+/// [`AsyncWrite`](futures_io::AsyncWrite) (use the
 /// extension traits of `futures-util` or `futures-lite` for `read`,
 /// `write_all` and friends). Both traits are implemented for `&UnixStream`
 /// too, so one task can read while another writes, without a lock or a
