@@ -9,7 +9,6 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
 
 use futures_util::io::AsyncWriteExt;
 use util::{echo, listener, pair, yield_now, PEER_TIMEOUT, TEST_TIMEOUT};
@@ -129,9 +128,13 @@ fn a_flooding_connection_does_not_starve_a_ping_pong_one() {
             stream.shutdown(Shutdown::Write).unwrap();
         }
     });
+    // Ping-pong starts only once the flood is well under way: the reader
+    // says so when 4 MiB have come back.
+    let (under_way, wait_for_flood) = mpsc::channel::<()>();
     let flood_reader = thread::spawn({
         let (mut stream, echoed) = (flood.try_clone().unwrap(), echoed.clone());
         move || {
+            let mut under_way = Some(under_way);
             let mut buffer = vec![0u8; 256 * 1024];
             let expected = vec![FLOOD_BYTE; buffer.len()];
             loop {
@@ -143,14 +146,18 @@ fn a_flooding_connection_does_not_starve_a_ping_pong_one() {
                 // reader must outrun the server, or the server's writes
                 // would block and yield without any budget.
                 assert!(buffer[..n] == expected[..n], "flood bytes differ");
-                echoed.fetch_add(n as u64, Ordering::SeqCst);
+                let total = echoed.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                if total >= 4 << 20 {
+                    if let Some(signal) = under_way.take() {
+                        let _ = signal.send(());
+                    }
+                }
             }
         }
     });
-    // Ping-pong only once the flood is well under way.
-    while echoed.load(Ordering::SeqCst) < 4 << 20 {
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_flood
+        .recv_timeout(PEER_TIMEOUT)
+        .expect("the flood never got under way");
 
     let mut ping = std::net::TcpStream::connect(addr).unwrap();
     ping.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
