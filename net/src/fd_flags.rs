@@ -1,15 +1,18 @@
-//! The `O_NONBLOCK` flag of any file descriptor: one of the crate's two
-//! `unsafe` files (the other is `unix/cred.rs`).
+//! The `O_NONBLOCK` flag of any file descriptor, for
+//! [`Async`](crate::Async), which takes pipes, eventfds, terminals and
+//! anything else epoll can watch.
 //!
-//! socket2 can set the flag too, and does it with this same `fcntl`, but
-//! `SockRef` asks its caller to ensure the descriptor is a socket, and
-//! [`Async`](crate::Async) takes pipes, eventfds, terminals and anything else
-//! epoll can watch. Rather than lean on an implementation detail of socket2,
-//! the two `fcntl` calls live here, each with its reason to be sound.
-#![allow(unsafe_code)]
+//! Through socket2, whose `nonblocking`/`set_nonblocking` are the plain
+//! `fcntl(F_GETFL/F_SETFL)` calls that apply to any descriptor. `SockRef`
+//! asks its callers for a socket because most of its methods are socket
+//! options, which would fail on anything else with an error, never worse;
+//! these two are not socket options at all. So the crate needs no `unsafe`
+//! of its own for them.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
+
+use socket2::SockRef;
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s open file description and returns
 /// whether it was set before. Skips the second syscall when the flag is
@@ -19,20 +22,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// every duplicate of `fd` (a `dup`, the same file inherited by another
 /// process) sees the change.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<bool> {
-    // SAFETY: F_GETFL takes no argument and touches no memory of ours; `fd`
-    // is borrowed, so it stays open for the duration of the call.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    let was = flags & libc::O_NONBLOCK != 0;
+    let file = SockRef::from(&fd);
+    let was = file.nonblocking()?;
     if was != nonblocking {
-        let flags = flags ^ libc::O_NONBLOCK;
-        // SAFETY: F_SETFL takes an int argument, no pointer; `fd` is borrowed
-        // and open, as above.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        file.set_nonblocking(nonblocking)?;
     }
     Ok(was)
 }

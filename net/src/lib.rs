@@ -12,10 +12,9 @@
 //! eventfds, `std` sockets); it lives here, beside the socket types it
 //! generalises, and is re-exported as `reveille::net::Async`.
 //!
-//! The crate denies `unsafe_code` everywhere but two small modules:
-//! `fd_flags.rs` (two `fcntl` calls that set `O_NONBLOCK` on a descriptor
-//! that need not be a socket) and `unix/cred.rs` (one `getsockopt` for
-//! [`UnixStream::peer_cred`]).
+//! The crate denies `unsafe_code` everywhere but one small module,
+//! `unix/cred.rs`: the one `getsockopt` behind [`UnixStream::peer_cred`],
+//! which neither std (unstable) nor socket2 offers safely.
 //!
 //! [reveille]: https://docs.rs/reveille
 

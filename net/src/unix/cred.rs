@@ -1,8 +1,8 @@
 //! [`UCred`]: the credentials of a Unix stream's peer (`SO_PEERCRED`).
 //!
-//! One of the crate's two `unsafe` files (the other is `fd_flags.rs`):
-//! neither std (its `peer_cred` is unstable) nor socket2 offers
-//! `SO_PEERCRED`, and `getsockopt` takes raw pointers.
+//! The crate's one door for `unsafe`: neither std (its `peer_cred` is
+//! unstable) nor socket2 offers `SO_PEERCRED`, and `getsockopt` takes raw
+//! pointers.
 
 #![allow(unsafe_code)]
 
