@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::blocking::{self, BlockingPool};
@@ -320,7 +320,7 @@ impl CoreGuard<'_> {
     fn run<F: Future>(&mut self, future: F) -> F::Output {
         let shared = &self.runtime.shared;
         let main = TaskWaker::new(TaskId::MAIN, shared.clone());
-        let waker = Waker::from(main.clone());
+        let waker = crate::task::task_waker(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         // The main future starts scheduled, like any new task.

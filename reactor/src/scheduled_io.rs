@@ -30,6 +30,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::task;
 
 /// Bits 0..5 of the word: the [`Ready`] bits.
 const READY_MASK: u64 = 0x1f;
@@ -53,15 +54,60 @@ pub(crate) struct ScheduledIo {
 
 #[derive(Debug, Default)]
 struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    reader: Waiter,
+    writer: Waiter,
 }
 
 impl Waiters {
-    fn slot(&mut self, direction: Direction) -> &mut Option<Waker> {
+    fn slot(&mut self, direction: Direction) -> &mut Waiter {
         match direction {
             Direction::Read => &mut self.reader,
             Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+/// One direction's waiting task.
+///
+/// A reveille task's waker stays in the slot after its wakeup, disarmed, so
+/// that the same task parking again (the common case: a connection's task
+/// waits on its own socket, over and over) clones nothing, and its wakeup is
+/// a `wake_by_ref` with no waker to move, drop or queue. Any other waker is
+/// taken out to be woken, as before, after the lock is released.
+#[derive(Debug, Default)]
+struct Waiter {
+    /// The waker of the task that waits here, or waited here last.
+    waker: Option<Waker>,
+    /// Whether that task is waiting now (then `waker` is `Some`).
+    armed: bool,
+}
+
+impl Waiter {
+    /// The waker of the task waiting now, if any.
+    #[cfg(test)]
+    fn waiting(&self) -> Option<&Waker> {
+        self.waker.as_ref().filter(|_| self.armed)
+    }
+
+    /// Wakes the waiting task, if any: a reveille task at once, any other
+    /// waker by moving it into `wake`, to be woken once every lock is
+    /// released.
+    ///
+    /// Waking a reveille task here, under the waiter lock, is safe because
+    /// its `wake_by_ref` never polls anything and never takes this lock: it
+    /// flips the task's `scheduled` flag and pushes its id onto a run queue
+    /// (the worker's own, or the injection queue behind its own mutex). A
+    /// foreign waker may run its task inline, which could park on this very
+    /// source and deadlock on the lock; that is why those wait for `wake`.
+    #[inline]
+    fn wake_into(&mut self, wake: &mut Vec<Waker>) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        match &self.waker {
+            Some(waker) if task::is_task_waker(waker) => waker.wake_by_ref(),
+            _ => wake.extend(self.waker.take()),
         }
     }
 }
@@ -106,9 +152,7 @@ impl ScheduledIo {
         let mut waiters = lock(&self.waiters);
         for direction in [Direction::Read, Direction::Write] {
             if ready.intersects(direction.mask()) {
-                if let Some(waker) = waiters.slot(direction).take() {
-                    wake.push(waker);
-                }
+                waiters.slot(direction).wake_into(wake);
             }
         }
     }
@@ -137,17 +181,23 @@ impl ScheduledIo {
         let (displaced, seen) = {
             let mut waiters = lock(&self.waiters);
             let slot = waiters.slot(direction);
-            let displaced = match slot {
+            let displaced = match &slot.waker {
                 Some(stored) if stored.will_wake(cx.waker()) => None,
                 // One waiter per direction. If another task was waiting here
                 // it is woken rather than dropped, so it retries instead of
-                // hanging; see `IoSource`'s docs on sharing a direction.
-                _ => slot.replace(cx.waker().clone()),
+                // hanging; see `IoSource`'s docs on sharing a direction. A
+                // waker left from an earlier wait (disarmed) just goes.
+                _ => {
+                    let old = slot.waker.replace(cx.waker().clone());
+                    old.filter(|_| slot.armed)
+                }
             };
             // Checked again under the lock `set_readiness` takes to collect
             // wakers: an event that landed since the first look is seen here,
-            // and a later one will find the waker just stored.
-            (displaced, self.observe(direction))
+            // and a later one will find the waiter armed.
+            let seen = self.observe(direction);
+            slot.armed = seen.is_none();
+            (displaced, seen)
         };
         // Woken after the lock is released: a waker may poll this very source
         // from inside `wake` (an executor that runs tasks inline), and would
@@ -235,13 +285,20 @@ impl ScheduledIo {
     pub(crate) fn shutdown(&self, wake: &mut Vec<Waker>) {
         self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
         let mut waiters = lock(&self.waiters);
-        wake.extend(waiters.reader.take());
-        wake.extend(waiters.writer.take());
+        // Every waker goes, disarmed ones too: none will be needed again,
+        // and a task's waker holds its runtime alive.
+        let waiters = &mut *waiters;
+        for slot in [&mut waiters.reader, &mut waiters.writer] {
+            let waker = slot.waker.take();
+            if std::mem::take(&mut slot.armed) {
+                wake.extend(waker);
+            }
+        }
     }
 }
 
-/// The waiter lock guards two `Option<Waker>`s and no invariant that a panic
-/// half-way could break, so a poisoned lock is still good to use.
+/// The waiter lock guards two wakers and their flags, and no invariant that a
+/// panic half-way could break, so a poisoned lock is still good to use.
 fn lock(waiters: &Mutex<Waiters>) -> MutexGuard<'_, Waiters> {
     waiters
         .lock()

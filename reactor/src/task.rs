@@ -8,8 +8,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{self, AtomicPtr};
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, RawWakerVTable, Wake, Waker};
 
 use crate::context;
 use crate::scheduler::{Injected, Shared};
@@ -61,6 +62,40 @@ impl TaskWaker {
     pub(crate) fn unschedule(&self) {
         self.scheduled.unschedule();
     }
+}
+
+/// The vtable of the wakers made from [`TaskWaker`]s, once one exists: how
+/// a waker is recognised as a reveille task's without `unsafe`
+/// ([`Waker::vtable`] is a safe accessor).
+static TASK_WAKER_VTABLE: AtomicPtr<RawWakerVTable> = AtomicPtr::new(std::ptr::null_mut());
+
+/// A task's waker, with its vtable noted for [`is_task_waker`].
+pub(crate) fn task_waker(state: Arc<TaskWaker>) -> Waker {
+    let waker = Waker::from(state);
+    let vtable = std::ptr::from_ref(waker.vtable()).cast_mut();
+    // The first one noted stays; see `is_task_waker` for why another copy
+    // would not matter.
+    let _ = TASK_WAKER_VTABLE.compare_exchange(
+        std::ptr::null_mut(),
+        vtable,
+        atomic::Ordering::Relaxed,
+        atomic::Ordering::Relaxed,
+    );
+    waker
+}
+
+/// Whether `waker` wakes a reveille task, whose `wake_by_ref` only queues
+/// it (so the driver may call it under a lock). A vtable is a promoted
+/// constant that a compiler may duplicate between codegen units, so a task's
+/// waker can go unrecognised, which only costs it the general path; a waker
+/// that is not a task's can never match, since nothing else is built from
+/// the `Wake` impl of `TaskWaker`.
+#[inline]
+pub(crate) fn is_task_waker(waker: &Waker) -> bool {
+    std::ptr::eq(
+        waker.vtable(),
+        TASK_WAKER_VTABLE.load(atomic::Ordering::Relaxed),
+    )
 }
 
 impl Wake for TaskWaker {
@@ -184,7 +219,7 @@ impl TaskSlab {
         let state = TaskWaker::new(id, shared.clone());
         entry.task = Some(Task {
             future,
-            waker: Waker::from(state.clone()),
+            waker: task_waker(state.clone()),
             state,
         });
         self.live += 1;

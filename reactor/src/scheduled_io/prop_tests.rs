@@ -189,8 +189,8 @@ impl Real {
     /// Which task's waker sits in each direction's slot.
     fn waiters(&self) -> (Option<usize>, Option<usize>) {
         let waiters = super::lock(&self.io.waiters);
-        let which = |slot: &Option<Waker>| {
-            slot.as_ref().map(|stored| {
+        let which = |slot: &super::Waiter| {
+            slot.waiting().map(|stored| {
                 self.wakers
                     .iter()
                     .position(|w| stored.will_wake(w))
