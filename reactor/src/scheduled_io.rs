@@ -84,7 +84,7 @@ struct Waiter {
 
 impl Waiter {
     /// The waker of the task waiting now, if any.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn waiting(&self) -> Option<&Waker> {
         self.waker.as_ref().filter(|_| self.armed)
     }
