@@ -7,10 +7,10 @@
 //! that has waited for work for the keep-alive time exits, so a burst leaves
 //! no lasting crowd of threads behind it.
 //!
-//! A job is the closure wrapped by [`join::task`] into the same harness a
-//! spawned future gets: the pool thread polls it once (the closure runs to
-//! completion inside that poll), and the harness catches a panic, honours an
-//! `abort` that came before the job started, and reports to the
+//! A job is a raw task like a spawned future (`task/raw.rs`), over an async
+//! block that calls the closure: the pool thread runs it once (the closure
+//! runs to completion inside that run), and the task catches a panic,
+//! honours an `abort` that came before the job started, and reports to the
 //! [`JoinHandle`], whose waker is `Send + Sync` and so may be woken from here.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,13 +18,13 @@ use std::fmt;
 use std::io;
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context, Waker};
 use std::thread;
 use std::time::Duration;
 
 use crate::context;
-use crate::join::{self, JoinHandle};
-use crate::task::BoxFuture;
+use crate::join::JoinHandle;
+use crate::task::raw::{self, Schedule};
+use crate::task::Task;
 
 /// Default bound on a pool's threads. tokio's figure: high enough that a
 /// server whose every connection does a slow blocking call (a DNS lookup
@@ -71,7 +71,7 @@ struct Inner {
 struct State {
     /// Jobs not yet taken by a thread. Dropped (their handles then report
     /// cancelled) at shutdown.
-    queue: VecDeque<BoxFuture>,
+    queue: VecDeque<Task>,
     /// Threads started and not yet exited: the number the bound applies to.
     threads: usize,
     /// Threads waiting for work that no notification has claimed yet. A job
@@ -124,7 +124,7 @@ impl BlockingPool {
         &self.spawner
     }
 
-    /// Drops the jobs no thread has started (their handles report
+    /// Cancels the jobs no thread has started (their handles report
     /// cancelled), lets the running ones finish, and joins every thread.
     ///
     /// Called from a pool thread (a job that dropped the runtime), it joins
@@ -141,13 +141,15 @@ impl BlockingPool {
             )
         };
         inner.work.notify_all();
-        // Outside the lock: dropping a job runs the closure's destructors and
-        // wakes whoever awaits its handle.
-        drop(queued);
+        // Outside the lock: cancelling a job runs the closure's destructors
+        // and wakes whoever awaits its handle.
+        for job in queued {
+            job.shutdown();
+        }
         let me = thread::current().id();
         for handle in handles.into_values().chain(last_exited) {
             if handle.thread().id() != me {
-                // A pool thread never panics: the harness catches the job's
+                // A pool thread never panics: the task catches the job's
                 // panics, its destructor's included.
                 let _ = handle.join();
             }
@@ -188,13 +190,14 @@ impl Spawner {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (job, handle) = join::task(async move { f() });
+        let (job, join) = raw::spawn(async move { f() }, NoSchedule);
+        let handle = JoinHandle::new(join);
         let mut state = self.inner.lock();
         if state.shutdown {
             // Unreachable through the public API (the runtime is gone), but
             // a job must never queue where no thread will take it.
             drop(state);
-            drop(job);
+            job.shutdown();
             return handle;
         }
         state.queue.push_back(job);
@@ -207,7 +210,9 @@ impl Spawner {
                 if state.threads == 0 {
                     let job = state.queue.pop_back();
                     drop(state);
-                    drop(job);
+                    if let Some(job) = job {
+                        job.shutdown();
+                    }
                     panic!("reveille: could not start a blocking-pool thread: {error}");
                 }
             }
@@ -230,6 +235,21 @@ impl Spawner {
     }
 }
 
+/// The scheduler of a blocking job: none. A job runs to the end in its one
+/// run (the closure is called inside it), so the only wake it can get is an
+/// `abort`, which the run checks for anyway.
+struct NoSchedule;
+
+impl Schedule for NoSchedule {
+    fn schedule(&self, task: Task) {
+        drop(task);
+    }
+
+    fn driver(&self) -> Option<usize> {
+        None
+    }
+}
+
 impl fmt::Debug for Spawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spawner").finish_non_exhaustive()
@@ -239,15 +259,12 @@ impl fmt::Debug for Spawner {
 /// A pool thread's life: run queued jobs; when there are none, wait up to
 /// the keep-alive for one, and exit if none comes or the pool shuts down.
 fn work(inner: &Inner, id: u64) {
-    // The harness finishes a job in one poll, so nothing ever wakes it.
-    let mut cx = Context::from_waker(Waker::noop());
     let mut state = inner.lock();
     'work: loop {
-        while let Some(mut job) = state.queue.pop_front() {
+        while let Some(job) = state.queue.pop_front() {
             drop(state);
-            let done = job.as_mut().poll(&mut cx).is_ready();
-            debug_assert!(done, "a blocking job finishes in its first poll");
-            drop(job);
+            let done = job.run();
+            debug_assert!(done, "a blocking job finishes in its first run");
             state = inner.lock();
         }
         if state.shutdown {

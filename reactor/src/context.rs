@@ -6,13 +6,16 @@
 //! handed one.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
 use crate::blocking::Spawner;
 use crate::driver::DriverHandle;
+use crate::join::JoinHandle;
+use crate::scheduler::Runnable;
 use crate::scheduler::{Local, Shared};
-use crate::task::{BoxFuture, TaskId};
+use crate::task::{raw, Task};
 
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
@@ -71,32 +74,57 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
     CURRENT.with(|cell| cell.borrow().as_ref().map(f))
 }
 
-/// Queues `id` on this thread's worker if that worker belongs to `shared`;
-/// returns false if the caller must go through the injection queue.
-pub(crate) fn schedule_local(shared: &Arc<Shared>, id: TaskId) -> bool {
+/// Queues `task` on this thread's worker if that worker belongs to
+/// `shared`; hands it back if the caller must go through the injection
+/// queue.
+pub(crate) fn schedule_local(shared: &Arc<Shared>, task: Task) -> Result<(), Task> {
+    let mut task = Some(task);
+    with_worker_of(shared, |local| {
+        if let Some(task) = task.take() {
+            local.schedule(Runnable::Task(task));
+        }
+    });
+    task.map_or(Ok(()), Err)
+}
+
+/// Queues the future passed to `block_on` on this thread's worker if that
+/// worker belongs to `shared`; returns false if the caller must go through
+/// the injection queue.
+pub(crate) fn schedule_main(shared: &Arc<Shared>) -> bool {
+    with_worker_of(shared, |local| local.schedule(Runnable::Main)).is_some()
+}
+
+/// Runs `f` with the local half of this thread's runtime, if this thread is
+/// the worker of `shared`'s runtime.
+#[inline]
+fn with_worker_of<R>(shared: &Arc<Shared>, f: impl FnOnce(&Local) -> R) -> Option<R> {
     // `try_with`: a waker may fire from another thread-local's destructor,
     // after this one is gone; the injection queue still works then.
     CURRENT
         .try_with(|cell| match cell.try_borrow() {
             Ok(current) => match current.as_ref() {
-                Some(current) if Arc::ptr_eq(&current.shared, shared) => {
-                    current.local.schedule(id);
-                    true
-                }
-                _ => false,
+                Some(current) if Arc::ptr_eq(&current.shared, shared) => Some(f(&current.local)),
+                _ => None,
             },
             // Mid enter/exit: not a safe time to touch the local queue.
-            Err(_) => false,
+            Err(_) => None,
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
 }
 
-/// Spawns onto this thread's runtime.
-pub(crate) fn spawn(future: BoxFuture) -> Result<(), BoxFuture> {
+/// Spawns onto this thread's runtime, or hands the future back if the
+/// thread has none.
+pub(crate) fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     CURRENT.with(|cell| match cell.borrow().as_ref() {
         Some(current) => {
-            current.local.spawn(future, &current.shared);
-            Ok(())
+            let (task, join) = raw::spawn(future, current.shared.clone());
+            current.local.spawn(task);
+            Ok(JoinHandle::new(join))
         }
         None => Err(future),
     })

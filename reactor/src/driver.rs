@@ -17,6 +17,7 @@ use crate::ready::Ready;
 use crate::scheduled_io::ScheduledIo;
 use crate::slab::{Slab, WAKER_TOKEN};
 use crate::sync;
+use crate::task::Task;
 use crate::time::{TimerQueue, TimersGuard};
 
 /// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
@@ -113,6 +114,14 @@ impl DriverHandle {
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// This driver's identity while it lives: its address. A task's
+    /// scheduler reports it (`Schedule::driver`), so that the driver knows
+    /// which waiting tasks it may queue itself.
+    #[inline]
+    pub(crate) fn id(self: &Arc<DriverHandle>) -> usize {
+        Arc::as_ptr(self).addr()
     }
 
     fn slab(&self) -> MutexGuard<'_, Slab> {
@@ -225,11 +234,14 @@ impl Driver {
     ///
     /// `has_work` is the caller's last look at its queues, taken after the
     /// driver has announced that it is parking: if it says there is work, the
-    /// turn does not block.
+    /// turn does not block. `woken` queues a task of this driver's own runtime
+    /// on its worker (which is the caller): such tasks are woken without a
+    /// call to their waker (`raw::wake_by_driver`).
     pub(crate) fn turn(
         &mut self,
         may_block: bool,
         has_work: impl FnOnce() -> bool,
+        mut woken: impl FnMut(Task),
     ) -> io::Result<()> {
         let timeout = if may_block {
             self.handle.parked.announce();
@@ -256,6 +268,7 @@ impl Driver {
         }
 
         if !self.events.is_empty() {
+            let driver = self.handle.id();
             let slab = self.handle.slab();
             for event in &self.events {
                 if event.token() == WAKER_TOKEN {
@@ -265,7 +278,8 @@ impl Driver {
                 // event, possibly earlier in this very batch. Its fd may
                 // already belong to someone else; the event is dropped.
                 if let Some(io) = slab.get(event.token()) {
-                    io.set_readiness(Ready::from_event(event), &mut self.wake);
+                    let ready = Ready::from_event(event);
+                    io.set_readiness(ready, &mut self.wake, &mut woken, driver);
                 }
             }
         }

@@ -3,13 +3,11 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 
-use crate::task::BoxFuture;
+use crate::task::raw::Join;
 
 /// An owned permission to await a spawned task's output.
 ///
@@ -26,138 +24,12 @@ use crate::task::BoxFuture;
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
+    join: Join<T>,
 }
 
-struct JoinState<T> {
-    /// Set by [`JoinHandle::abort`]; read by the task before each poll. An
-    /// atomic outside the lock so that the task's check costs a load.
-    aborted: AtomicBool,
-    inner: Mutex<Inner<T>>,
-}
-
-struct Inner<T> {
-    /// `Some` once the task finished, until the handle takes it.
-    output: Option<Result<T, JoinError>>,
-    finished: bool,
-    /// Who awaits the handle.
-    join_waker: Option<Waker>,
-    /// The task's own waker, recorded at its first poll, so that `abort` can
-    /// get it polled (and dropped) promptly.
-    task_waker: Option<Waker>,
-}
-
-impl<T> JoinState<T> {
-    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        // Every critical section only moves Options in and out.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn complete(&self, output: Result<T, JoinError>) {
-        let waker = {
-            let mut inner = self.lock();
-            if inner.finished {
-                return;
-            }
-            inner.finished = true;
-            inner.output = Some(output);
-            inner.task_waker = None;
-            inner.join_waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-/// Wraps `future` so that it reports to a [`JoinHandle`]: its output, a panic
-/// (caught, so the runtime survives), or cancellation by abort or by being
-/// dropped with its runtime, polled or not.
-pub(crate) fn task<F>(future: F) -> (BoxFuture, JoinHandle<F::Output>)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let state = Arc::new(JoinState {
-        aborted: AtomicBool::new(false),
-        inner: Mutex::new(Inner {
-            output: None,
-            finished: false,
-            join_waker: None,
-            task_waker: None,
-        }),
-    });
-    let handle = JoinHandle {
-        state: state.clone(),
-    };
-    let harness = Harness {
-        // Boxed on its own so that the harness is `Unpin` and can be polled
-        // without `unsafe` pin projection.
-        future: Some(Box::pin(future)),
-        state,
-        first_poll: true,
-    };
-    (Box::pin(harness), handle)
-}
-
-/// A spawned future and the state its [`JoinHandle`] watches.
-///
-/// Whatever ends the task (output, panic, abort, or being dropped, even
-/// before its first poll), the future is dropped first, with its sockets,
-/// and only then is the handle told; a panic in the future's destructor is
-/// caught like one in its `poll`.
-struct Harness<F: Future> {
-    /// `None` once the task has ended.
-    future: Option<Pin<Box<F>>>,
-    state: Arc<JoinState<F::Output>>,
-    /// Until the first poll, `abort` has no waker to call.
-    first_poll: bool,
-}
-
-impl<F: Future> Harness<F> {
-    /// Drops the future (catching a panic in its destructor) and reports
-    /// `output`, or the destructor's panic if `output` was a success.
-    fn finish(&mut self, output: Result<F::Output, JoinError>) {
-        let dropped = catch_unwind(AssertUnwindSafe(|| drop(self.future.take())));
-        let output = match (output, dropped) {
-            (Ok(_), Err(payload)) => Err(JoinError::panicked(payload)),
-            (output, _) => output,
-        };
-        self.state.complete(output);
-    }
-}
-
-impl<F: Future> Future for Harness<F> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(());
-        };
-        if this.first_poll {
-            this.first_poll = false;
-            this.state.lock().task_waker = Some(cx.waker().clone());
-        }
-        if this.state.aborted.load(Ordering::Acquire) {
-            this.finish(Err(JoinError::cancelled()));
-            return Poll::Ready(());
-        }
-        let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(output)) => Ok(output),
-            Err(payload) => Err(JoinError::panicked(payload)),
-        };
-        this.finish(output);
-        Poll::Ready(())
-    }
-}
-
-impl<F: Future> Drop for Harness<F> {
-    fn drop(&mut self) {
-        if self.future.is_some() {
-            self.finish(Err(JoinError::cancelled()));
-        }
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(join: Join<T>) -> JoinHandle<T> {
+        JoinHandle { join }
     }
 }
 
@@ -167,37 +39,24 @@ impl<T> JoinHandle<T> {
     /// [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled) is
     /// true, unless it had already finished, in which case its output stays.
     pub fn abort(&self) {
-        self.state.aborted.store(true, Ordering::Release);
-        let waker = self.state.lock().task_waker.clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.join.abort();
     }
 
     /// Whether the task has finished (completed, panicked or been
     /// cancelled).
     pub fn is_finished(&self) -> bool {
-        self.state.lock().finished
+        self.join.is_finished()
     }
 }
 
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.state.lock();
-        if let Some(output) = inner.output.take() {
-            return Poll::Ready(output);
-        }
-        if inner.finished {
-            // Only after the output was taken by an earlier poll.
-            panic!("JoinHandle polled after it returned Ready");
-        }
-        match &mut inner.join_waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready`.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.join.poll_join(cx)
     }
 }
 
@@ -216,7 +75,7 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    /// Boxed: every task's join state has room for a `JoinError`, and only
+    /// Boxed: every task's allocation has room for a `JoinError`, and only
     /// a panicking one needs more than a word for it.
     Panic(Box<Panicked>),
 }
@@ -230,13 +89,13 @@ struct Panicked {
 }
 
 impl JoinError {
-    fn cancelled() -> JoinError {
+    pub(crate) fn cancelled() -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
         }
     }
 
-    fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(crate) fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {

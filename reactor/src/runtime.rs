@@ -10,16 +10,16 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::blocking::{self, BlockingPool};
 use crate::context::{self, Current};
 use crate::coop;
 use crate::driver::{Driver, DEFAULT_EVENT_CAPACITY};
-use crate::join::{self, JoinHandle};
-use crate::scheduler::{Injected, Local, Shared};
-use crate::task::{TaskId, TaskWaker};
+use crate::join::JoinHandle;
+use crate::scheduler::{Injected, Local, Runnable, Shared};
+use crate::task::{raw, MainWaker};
 
 /// Tasks polled between two looks at the reactor. Without a bound, a few tasks
 /// that keep waking each other would keep the worker from ever calling
@@ -238,14 +238,14 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = join::task(future);
         let on_this_runtime = context::with_local(|c| Arc::ptr_eq(&c.shared, &self.shared));
         if on_this_runtime == Some(true) {
-            context::spawn(task).unwrap_or_else(|_| unreachable!("context checked above"));
-        } else {
-            self.shared.inject(Injected::Spawn(task));
+            return context::spawn(future)
+                .unwrap_or_else(|_| unreachable!("context checked above"));
         }
-        handle
+        let (task, join) = raw::spawn(future, self.shared.clone());
+        self.shared.inject(Injected::Spawn(task));
+        JoinHandle::new(join)
     }
 
     /// Runs `f` on this runtime's blocking pool, from any thread; see
@@ -285,13 +285,21 @@ impl Drop for Runtime {
         else {
             return;
         };
-        // Tasks first: dropping them closes their sockets while the epoll
-        // instance can still deregister them.
-        let tasks = core.local.tasks.borrow_mut().drain();
-        drop(tasks);
+        // No more injections: a wake from here on (a cancelled task may wake
+        // another as it drops) has no worker to go to.
         let mut injected = Vec::new();
-        self.shared.take_injected(&mut injected);
-        drop(injected);
+        self.shared.close(&mut injected);
+        // Tasks next: cancelling them drops their futures, which closes their
+        // sockets while the epoll instance can still deregister them.
+        let owned = core.local.owned.borrow_mut().drain();
+        for task in owned {
+            task.shutdown();
+        }
+        for item in injected {
+            if let Injected::Spawn(task) = item {
+                task.shutdown();
+            }
+        }
         // Then anything registered from outside our tasks learns that no
         // event will come.
         core.driver.shutdown();
@@ -319,37 +327,39 @@ struct CoreGuard<'a> {
 impl CoreGuard<'_> {
     fn run<F: Future>(&mut self, future: F) -> F::Output {
         let shared = &self.runtime.shared;
-        let main = TaskWaker::new(TaskId::MAIN, shared.clone());
-        let waker = crate::task::task_waker(main.clone());
+        let main = MainWaker::new(shared.clone());
+        let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         // The main future starts scheduled, like any new task.
-        context::with_local(|c| c.local.schedule(TaskId::MAIN));
+        context::with_local(|c| c.local.schedule(Runnable::Main));
 
         // A task that yielded for want of budget: it goes behind whatever
         // the next reactor turn wakes (see `coop`).
         let mut deferred = None;
         loop {
-            // One thread-local access per batch, not per task.
-            let batch = context::with_local(|c| {
-                if let Some(id) = deferred.take() {
-                    c.local.move_to_back(id);
+            // One thread-local access per batch and turn, not per task.
+            let done = context::with_local(|c| {
+                if let Some(key) = deferred.take() {
+                    c.local.move_to_back(key);
                 }
                 for _ in 0..self.tasks_per_tick {
-                    let Some(id) = c.local.next() else {
+                    let Some(next) = c.local.next() else {
                         break;
                     };
                     coop::reset(self.task_budget);
-                    if id == TaskId::MAIN {
-                        main.unschedule();
-                        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                            return Batch::Done(output);
+                    let key = next.key();
+                    match next {
+                        Runnable::Main => {
+                            main.unschedule();
+                            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                                return Some(output);
+                            }
                         }
-                    } else {
-                        c.local.run(id);
+                        Runnable::Task(task) => c.local.run(task),
                     }
                     if coop::spent() {
-                        deferred = Some(id);
+                        deferred = Some(key);
                         break;
                     }
                 }
@@ -357,34 +367,29 @@ impl CoreGuard<'_> {
                     shared.take_injected(&mut self.injected);
                     for item in self.injected.drain(..) {
                         match item {
-                            Injected::Wake(id) => c.local.schedule(id),
-                            Injected::Spawn(task) => c.local.spawn(task, shared),
+                            Injected::Wake(task) => c.local.schedule(Runnable::Task(task)),
+                            Injected::WakeMain => c.local.schedule(Runnable::Main),
+                            Injected::Spawn(task) => c.local.spawn(task),
                         }
                     }
                 }
-                Batch::More {
-                    idle: c.local.is_idle(),
+                // Block only if no task is queued. The driver queues the
+                // tasks it wakes straight onto the local queue.
+                let idle = c.local.is_idle();
+                let driver = self.driver.as_mut().expect("driver present while running");
+                let woken = |task| c.local.schedule(Runnable::Task(task));
+                if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
+                    panic!("reveille: epoll_wait failed: {error}");
                 }
+                None
             });
-            let idle = match batch {
-                Some(Batch::Done(output)) => return output,
-                Some(Batch::More { idle }) => idle,
+            match done {
+                Some(Some(output)) => return output,
+                Some(None) => {}
                 None => unreachable!("the runtime stays entered while block_on runs"),
-            };
-            let driver = self.driver.as_mut().expect("driver present while running");
-            if let Err(error) = driver.turn(idle, || shared.has_injected()) {
-                panic!("reveille: epoll_wait failed: {error}");
             }
         }
     }
-}
-
-/// How a batch of polls ended.
-enum Batch<T> {
-    /// The main future finished.
-    Done(T),
-    /// It did not; `idle` says whether any task is still queued.
-    More { idle: bool },
 }
 
 impl Drop for CoreGuard<'_> {
@@ -416,14 +421,12 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (task, handle) = join::task(future);
-    if context::spawn(task).is_err() {
+    context::spawn(future).unwrap_or_else(|_| {
         panic!(
             "reveille::spawn called outside a reveille runtime: call it inside \
              `reveille::block_on` or a spawned task, or use `Runtime::spawn`"
-        );
-    }
-    handle
+        )
+    })
 }
 
 /// Runs `future` to completion on a new single-worker runtime, and drops the

@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
-use crate::task;
+use crate::task::raw::{self, Task};
 
 /// Bits 0..5 of the word: the [`Ready`] bits.
 const READY_MASK: u64 = 0x1f;
@@ -99,14 +99,20 @@ impl Waiter {
     /// (the worker's own, or the injection queue behind its own mutex). A
     /// foreign waker may run its task inline, which could park on this very
     /// source and deadlock on the lock; that is why those wait for `wake`.
+    ///
+    /// The task of the runtime whose driver is at `driver` (the common case:
+    /// a connection's task on its own socket) does not even get a call: the
+    /// driver claims it and hands it to `woken`, which queues it on its
+    /// worker (`raw::wake_by_driver`).
     #[inline]
-    fn wake_into(&mut self, wake: &mut Vec<Waker>) {
+    fn wake_into(&mut self, wake: &mut Vec<Waker>, woken: &mut impl FnMut(Task), driver: usize) {
         if !self.armed {
             return;
         }
         self.armed = false;
         match &self.waker {
-            Some(waker) if task::is_task_waker(waker) => waker.wake_by_ref(),
+            Some(waker) if raw::wake_by_driver(waker, driver, woken) => {}
+            Some(waker) if raw::is_task_waker(waker) => waker.wake_by_ref(),
             _ => wake.extend(self.waker.take()),
         }
     }
@@ -132,7 +138,13 @@ impl ScheduledIo {
     /// Records an event from the driver: adds `ready` to the bits, bumps the
     /// tick, and moves the wakers of the directions it concerns into `wake`.
     /// The caller runs them after releasing its own locks.
-    pub(crate) fn set_readiness(&self, ready: Ready, wake: &mut Vec<Waker>) {
+    pub(crate) fn set_readiness(
+        &self,
+        ready: Ready,
+        wake: &mut Vec<Waker>,
+        woken: &mut impl FnMut(Task),
+        driver: usize,
+    ) {
         let mut current = self.readiness.load(Ordering::Acquire);
         loop {
             let tick = (current >> TICK_SHIFT).wrapping_add(1);
@@ -152,7 +164,7 @@ impl ScheduledIo {
         let mut waiters = lock(&self.waiters);
         for direction in [Direction::Read, Direction::Write] {
             if ready.intersects(direction.mask()) {
-                waiters.slot(direction).wake_into(wake);
+                waiters.slot(direction).wake_into(wake, woken, driver);
             }
         }
     }
@@ -354,10 +366,10 @@ mod tests {
     fn clear_is_skipped_when_an_event_arrived_after_the_observation() {
         let io = ScheduledIo::new(Ready::EMPTY);
         let mut wake = Vec::new();
-        io.set_readiness(Ready::READABLE, &mut wake);
+        io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
         let seen = io.observe(Direction::Read).unwrap().unwrap();
         // A new edge lands while the caller's read is in flight...
-        io.set_readiness(Ready::READABLE, &mut wake);
+        io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
         // ...so its WouldBlock must not erase it.
         io.clear_readiness(seen);
         assert!(io.observe(Direction::Read).is_some());
@@ -379,7 +391,12 @@ mod tests {
     fn closed_bits_survive_clearing() {
         let io = ScheduledIo::new(Ready::EMPTY);
         let mut wake = Vec::new();
-        io.set_readiness(Ready::READABLE | Ready::READ_CLOSED, &mut wake);
+        io.set_readiness(
+            Ready::READABLE | Ready::READ_CLOSED,
+            &mut wake,
+            &mut drop,
+            0,
+        );
         let seen = io.observe(Direction::Read).unwrap().unwrap();
         io.clear_readiness(seen);
         let after = io.observe(Direction::Read).unwrap().unwrap();
@@ -390,14 +407,14 @@ mod tests {
     fn urgent_data_is_sticky_but_never_readiness_by_itself() {
         let io = ScheduledIo::new(Ready::EMPTY);
         let mut wake = Vec::new();
-        io.set_readiness(Ready::READABLE | Ready::PRIORITY, &mut wake);
+        io.set_readiness(Ready::READABLE | Ready::PRIORITY, &mut wake, &mut drop, 0);
         let seen = io.observe(Direction::Read).unwrap().unwrap();
         assert!(seen.ready().contains(Ready::PRIORITY));
         io.clear_readiness(seen);
         // Not ready: the urgent bit alone does not make a read worth trying...
         assert!(io.observe(Direction::Read).is_none());
         // ...but it is still there for the next edge.
-        io.set_readiness(Ready::READABLE, &mut wake);
+        io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
         let next = io.observe(Direction::Read).unwrap().unwrap();
         assert!(next.ready().contains(Ready::PRIORITY));
     }
@@ -414,11 +431,11 @@ mod tests {
             .poll_ready(&mut Context::from_waker(&writer), Direction::Write)
             .is_pending());
         let mut wake = Vec::new();
-        io.set_readiness(Ready::WRITABLE, &mut wake);
+        io.set_readiness(Ready::WRITABLE, &mut wake, &mut drop, 0);
         wake_all(&mut wake);
         assert_eq!(reads.0.load(Ordering::SeqCst), 0);
         assert_eq!(writes.0.load(Ordering::SeqCst), 1);
-        io.set_readiness(Ready::READABLE, &mut wake);
+        io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
         wake_all(&mut wake);
         assert_eq!(reads.0.load(Ordering::SeqCst), 1);
     }

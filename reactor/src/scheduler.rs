@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::driver::DriverHandle;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
-use crate::task::{BoxFuture, TaskId, TaskSlab};
+use crate::task::raw::Schedule;
+use crate::task::{OwnedTasks, Task};
 
 /// The part of a runtime that any thread may touch.
 pub(crate) struct Shared {
@@ -19,9 +20,11 @@ pub(crate) struct Shared {
 /// Work handed to the worker by another thread.
 pub(crate) enum Injected {
     /// A task was woken off the worker thread.
-    Wake(TaskId),
+    Wake(Task),
+    /// The future passed to `block_on` was woken off the worker thread.
+    WakeMain,
     /// A task was spawned off the worker thread.
-    Spawn(BoxFuture),
+    Spawn(Task),
 }
 
 impl Shared {
@@ -33,9 +36,15 @@ impl Shared {
     }
 
     /// Hands `item` to the worker and interrupts its wait if it is parked.
+    /// Once the runtime is gone (`close`), a wakeup is dropped and a spawned
+    /// task cancelled instead: nothing would run them, and a task queued in
+    /// here would keep this very queue alive through its scheduler.
     pub(crate) fn inject(&self, item: Injected) {
-        self.injected.push(item);
-        self.driver.unpark();
+        match self.injected.push(item) {
+            Ok(()) => self.driver.unpark(),
+            Err(Injected::Spawn(task)) => task.shutdown(),
+            Err(_) => {}
+        }
     }
 
     /// Moves everything injected so far into `into`.
@@ -43,9 +52,30 @@ impl Shared {
         self.injected.take_all(into);
     }
 
+    /// Refuses every later injection and moves what is queued into `into`:
+    /// the runtime is being dropped.
+    pub(crate) fn close(&self, into: &mut Vec<Injected>) {
+        self.injected.close(into);
+    }
+
     #[inline]
     pub(crate) fn has_injected(&self) -> bool {
         self.injected.may_have()
+    }
+}
+
+/// A task woken on its worker's thread goes on the local queue; from any
+/// other thread (or once that worker has stopped), through the injection
+/// queue.
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: Task) {
+        if let Err(task) = crate::context::schedule_local(self, task) {
+            self.inject(Injected::Wake(task));
+        }
+    }
+
+    fn driver(&self) -> Option<usize> {
+        Some(self.driver.id())
     }
 }
 
@@ -62,26 +92,40 @@ impl fmt::Debug for Shared {
 /// that the loom model of the park handshake (`driver/loom_tests.rs`) runs
 /// this very code with plain numbers for items.
 pub(crate) struct InjectQueue<T> {
-    items: Mutex<Vec<T>>,
+    items: Mutex<Items<T>>,
     /// Whether `items` may be non-empty. Set after the push, under the lock;
     /// SeqCst, because a worker that announces it is parking and then reads
     /// this flag must see a push whose pusher then finds it not parked.
     nonempty: AtomicBool,
 }
 
+struct Items<T> {
+    queued: Vec<T>,
+    /// Set by `close`: every later push is refused.
+    closed: bool,
+}
+
 impl<T> InjectQueue<T> {
     pub(crate) fn new() -> InjectQueue<T> {
         InjectQueue {
-            items: Mutex::new(Vec::new()),
+            items: Mutex::new(Items {
+                queued: Vec::new(),
+                closed: false,
+            }),
             nonempty: AtomicBool::new(false),
         }
     }
 
-    /// Queues `item`. The caller then unparks the worker.
-    pub(crate) fn push(&self, item: T) {
+    /// Queues `item`, or hands it back if the queue is closed. The caller
+    /// then unparks the worker (or disposes of the item, outside the lock).
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
         let mut items = self.lock();
-        items.push(item);
+        if items.closed {
+            return Err(item);
+        }
+        items.queued.push(item);
         self.nonempty.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Moves everything queued so far into `into`.
@@ -91,7 +135,15 @@ impl<T> InjectQueue<T> {
         }
         let mut items = self.lock();
         self.nonempty.store(false, Ordering::SeqCst);
-        into.append(&mut items);
+        into.append(&mut items.queued);
+    }
+
+    /// Refuses every later push and moves what is queued into `into`.
+    pub(crate) fn close(&self, into: &mut Vec<T>) {
+        let mut items = self.lock();
+        items.closed = true;
+        self.nonempty.store(false, Ordering::SeqCst);
+        into.append(&mut items.queued);
     }
 
     /// Whether anything may be queued, without the lock.
@@ -100,38 +152,59 @@ impl<T> InjectQueue<T> {
         self.nonempty.load(Ordering::SeqCst)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
+    fn lock(&self) -> MutexGuard<'_, Items<T>> {
         // A Vec push or append cannot leave it inconsistent.
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The part of a runtime that lives on its worker thread: the tasks and the
-/// local run queue. `RefCell`s, not locks: only the worker touches them.
+/// What the local run queue holds: the future passed to `block_on`, or a
+/// reference to a spawned task.
+pub(crate) enum Runnable {
+    Main,
+    Task(Task),
+}
+
+impl Runnable {
+    /// Identifies what is queued (see `Local::move_to_back`).
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        match self {
+            Runnable::Main => 0,
+            Runnable::Task(task) => task.addr(),
+        }
+    }
+}
+
+/// The part of a runtime that lives on its worker thread: the tasks it owns
+/// and the local run queue. `RefCell`s, not locks: only the worker touches
+/// them.
 #[derive(Default)]
 pub(crate) struct Local {
-    pub(crate) tasks: RefCell<TaskSlab>,
-    queue: RefCell<VecDeque<TaskId>>,
+    pub(crate) owned: RefCell<OwnedTasks>,
+    queue: RefCell<VecDeque<Runnable>>,
 }
 
 impl Local {
     #[inline]
-    pub(crate) fn schedule(&self, id: TaskId) {
-        self.queue.borrow_mut().push_back(id);
+    pub(crate) fn schedule(&self, runnable: Runnable) {
+        self.queue.borrow_mut().push_back(runnable);
     }
 
     #[inline]
-    pub(crate) fn next(&self) -> Option<TaskId> {
+    pub(crate) fn next(&self) -> Option<Runnable> {
         self.queue.borrow_mut().pop_front()
     }
 
-    /// Moves `id`, if queued, behind every other queued task: a task that
-    /// yielded for want of budget waits for the tasks the reactor just woke.
-    pub(crate) fn move_to_back(&self, id: TaskId) {
+    /// Moves what has `key`, if queued, behind everything else queued: a task
+    /// that yielded for want of budget waits for the tasks the reactor just
+    /// woke.
+    pub(crate) fn move_to_back(&self, key: usize) {
         let mut queue = self.queue.borrow_mut();
-        if let Some(at) = queue.iter().rposition(|&queued| queued == id) {
-            queue.remove(at);
-            queue.push_back(id);
+        if let Some(at) = queue.iter().rposition(|queued| queued.key() == key) {
+            if let Some(runnable) = queue.remove(at) {
+                queue.push_back(runnable);
+            }
         }
     }
 
@@ -140,25 +213,22 @@ impl Local {
         self.queue.borrow().is_empty()
     }
 
-    /// Stores a new task and queues its first poll.
-    pub(crate) fn spawn(&self, future: BoxFuture, shared: &Arc<Shared>) {
-        let id = self.tasks.borrow_mut().insert(future, shared);
-        self.schedule(id);
+    /// Takes ownership of a new task and queues its first run (`task` is the
+    /// reference `raw::spawn` made for it).
+    pub(crate) fn spawn(&self, task: Task) {
+        self.owned.borrow_mut().insert(task.clone_ref());
+        self.schedule(Runnable::Task(task));
     }
 
-    /// Polls task `id` once, if it still exists. The task is taken out of the
-    /// slab for the poll so that it can spawn or wake others meanwhile.
-    pub(crate) fn run(&self, id: TaskId) {
-        let Some(mut task) = self.tasks.borrow_mut().take(id) else {
-            return;
-        };
-        if task.poll() {
-            self.tasks.borrow_mut().release(id);
-            // Dropped outside the borrow: a task's destructor may spawn or
-            // wake.
-            drop(task);
-        } else {
-            self.tasks.borrow_mut().put_back(id, task);
+    /// Runs `task` once; a task that finished leaves the owned set.
+    #[inline]
+    pub(crate) fn run(&self, task: Task) {
+        let slot = task.owned_slot();
+        if task.run() {
+            let finished = self.owned.borrow_mut().remove(slot);
+            // Dropped outside the borrow: the last reference frees the task,
+            // and its output's destructor may spawn or wake.
+            drop(finished);
         }
     }
 }
@@ -166,7 +236,7 @@ impl Local {
 impl fmt::Debug for Local {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Local")
-            .field("tasks", &self.tasks.borrow().len())
+            .field("tasks", &self.owned.borrow().len())
             .field("queued", &self.queue.borrow().len())
             .finish()
     }

@@ -34,7 +34,7 @@ struct Runtime {
 impl Runtime {
     /// `Shared::inject` and `DriverHandle::unpark`.
     fn inject(&self, item: usize) {
-        self.queue.push(item);
+        let _ = self.queue.push(item);
         if self.parked.take() {
             self.eventfd.fetch_add(1, Ordering::Release);
         }

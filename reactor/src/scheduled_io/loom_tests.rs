@@ -17,7 +17,7 @@ use crate::sync::Ordering;
 /// hands back, with no lock held.
 fn deliver(io: &ScheduledIo, ready: Ready) {
     let mut wake = Vec::new();
-    io.set_readiness(ready, &mut wake);
+    io.set_readiness(ready, &mut wake, &mut drop, 0);
     wake.into_iter().for_each(Waker::wake);
 }
 

@@ -229,7 +229,7 @@ proptest! {
                 Op::Event(bits) => {
                     let ready = Ready::from_bits(bits);
                     let mut wake = Vec::new();
-                    real.io.set_readiness(ready, &mut wake);
+                    real.io.set_readiness(ready, &mut wake, &mut drop, 0);
                     Real::run_wakers(wake);
                     model.event(ready);
                 }

@@ -1,0 +1,610 @@
+//! The raw task: one allocation holding a spawned future (then its output),
+//! the state its wakers, its worker and its `JoinHandle` share, and its
+//! scheduler. This is the reactor crate's one module with `unsafe` code
+//! (DESIGN.md, "Unsafe"); everything else builds on the safe API at the
+//! bottom of this file ([`Task`] and [`Join`]).
+//!
+//! # Why it exists
+//!
+//! With `std::task::Wake` a task took four allocations (the future, a
+//! harness around it, the waker's `Arc`, the join state's `Arc`) and a slab
+//! entry, and a wakeup went through a slab lookup by id. Here a task is one
+//! allocation, a waker is a pointer to it, and waking it is one
+//! compare-exchange and a queue push. The benchmark crate measures what that
+//! bought (see ARCHITECTURE.md, "Tasks").
+//!
+//! # The protocol
+//!
+//! One word, `Header::state`, holds three flags and a reference count:
+//!
+//! * `SCHEDULED`: a run queue holds a reference meant for a poll. Set by a
+//!   wake (with the reference it adds), cleared by [`Task::run`] before it
+//!   polls, so a wake during the poll queues the task again.
+//! * `COMPLETE`: the future is gone and the stage holds the output (or the
+//!   cancellation). Set once, after the stage is written, with `Release`;
+//!   the join handle reads the stage only after seeing it with `Acquire`.
+//! * `CANCELLED`: an abort was asked; the next run cancels instead of
+//!   polling.
+//! * The count of references: [`Task`]s (a run queue's, the worker's owned
+//!   set's), [`Join`]s and wakers. The last one to go frees the allocation.
+//!
+//! Who touches the stage (`UnsafeCell<Stage<F>>`), and when:
+//!
+//! * Before `COMPLETE`: only whoever runs or cancels the task. A task is run
+//!   by one thread at a time: its runtime's worker (the only thread that pops
+//!   its run queue), or the one blocking-pool thread that took the job.
+//!   Cancelling ([`Task::shutdown`]) happens only where no run can: a
+//!   runtime's drop, with its worker stopped, or a pool job no thread took.
+//! * After `COMPLETE`: only the [`Join`], which moves the output out once.
+//! * At the end: whoever drops the last reference, when no one else can.
+//!
+//! The future is pinned: it lives in the allocation from creation to its
+//! drop, which happens in place.
+
+#![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use crate::join::JoinError;
+
+const SCHEDULED: usize = 0b001;
+const COMPLETE: usize = 0b010;
+const CANCELLED: usize = 0b100;
+const REF_ONE: usize = 0b1000;
+const REF_MASK: usize = !(REF_ONE - 1);
+
+/// Where a woken task goes: the run queue of its runtime, or nowhere (a
+/// blocking job, which runs once and is never woken).
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queues `task` (which holds the reference the wake added) for a run.
+    fn schedule(&self, task: Task);
+
+    /// Which driver delivers the events this scheduler's tasks wait for (its
+    /// address, as an identity), so that the driver can queue them itself
+    /// ([`wake_by_driver`]); `None` if no driver does.
+    fn driver(&self) -> Option<usize>;
+}
+
+/// The part of a task that does not depend on its future's type. First in
+/// [`Cell`], so that a pointer to the cell is a pointer to its header.
+#[repr(C)]
+struct Header {
+    state: AtomicUsize,
+    vtable: &'static Vtable,
+    /// The task's slot in its worker's set of owned tasks; only that worker
+    /// reads or writes it.
+    owned: AtomicU32,
+    /// The waker of whoever awaits the [`Join`], woken at completion.
+    join_waker: Mutex<Option<Waker>>,
+}
+
+/// What needs the future's and the scheduler's types, monomorphised per
+/// task type.
+struct Vtable {
+    /// Polls the future once; true once it has finished (then the stage
+    /// holds the output).
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
+    /// Drops the future, if still there, and stores the cancellation.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Moves the output into the `Option<Result<T, JoinError>>` behind the
+    /// pointer.
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// Hands a reference to the scheduler.
+    schedule: unsafe fn(NonNull<Header>, Task),
+    /// The scheduler's `driver`.
+    driver: unsafe fn(NonNull<Header>) -> Option<usize>,
+    /// Frees the allocation.
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
+    scheduler: S,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+impl<F, S> Cell<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    const VTABLE: Vtable = Vtable {
+        poll: Self::poll,
+        cancel: Self::cancel,
+        take_output: Self::take_output,
+        schedule: Self::schedule,
+        driver: Self::driver,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    ///
+    /// `ptr` is a live `Cell<F, S>`.
+    unsafe fn from_header<'a>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
+        // SAFETY: the caller's promise; every header is the first field of
+        // the `repr(C)` cell it was allocated in.
+        unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a live `Cell<F, S>`, and the caller may touch the stage
+    /// (see the module docs).
+    unsafe fn poll(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+        // SAFETY: the caller's promise.
+        let stage = unsafe { Self::from_header(ptr) }.stage.get();
+        // SAFETY: exclusive access to the stage, the caller's promise.
+        let Stage::Running(future) = (unsafe { &mut *stage }) else {
+            return true;
+        };
+        // SAFETY: the future never moves: it stays in the allocation until it
+        // is dropped in place (`drop_future`).
+        let future = unsafe { Pin::new_unchecked(future) };
+        let output = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => Err(JoinError::panicked(payload)),
+        };
+        // SAFETY: as above; the future just finished.
+        let dropped = unsafe { drop_future(stage) };
+        let output = match (output, dropped) {
+            (Ok(_), Err(payload)) => Err(JoinError::panicked(payload)),
+            (output, _) => output,
+        };
+        // SAFETY: as above; the stage is `Consumed`, nothing to drop.
+        unsafe { ptr::write(stage, Stage::Finished(output)) };
+        true
+    }
+
+    /// # Safety
+    ///
+    /// As for `poll`.
+    unsafe fn cancel(ptr: NonNull<Header>) {
+        // SAFETY: the caller's promise.
+        let stage = unsafe { Self::from_header(ptr) }.stage.get();
+        // SAFETY: exclusive access to the stage, the caller's promise.
+        if let Stage::Running(_) = unsafe { &*stage } {
+            // SAFETY: as above. A panic in the future's destructor is
+            // swallowed: the task is cancelled either way.
+            let _ = unsafe { drop_future(stage) };
+            // SAFETY: as above; the stage is `Consumed`.
+            unsafe { ptr::write(stage, Stage::Finished(Err(JoinError::cancelled()))) };
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a live `Cell<F, S>` that is `COMPLETE` (seen with `Acquire`),
+    /// the caller is its only [`Join`], and `out` points at an
+    /// `Option<Result<F::Output, JoinError>>`.
+    unsafe fn take_output(ptr: NonNull<Header>, out: *mut ()) {
+        // SAFETY: the caller's promise.
+        let stage = unsafe { &mut *Self::from_header(ptr).stage.get() };
+        let output = match std::mem::replace(stage, Stage::Consumed) {
+            Stage::Finished(output) => output,
+            _ => panic!("JoinHandle polled after it returned Ready"),
+        };
+        // SAFETY: the caller's promise about `out`'s type.
+        unsafe { *out.cast::<Option<Result<F::Output, JoinError>>>() = Some(output) };
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a live `Cell<F, S>` and `task` one of its references.
+    unsafe fn schedule(ptr: NonNull<Header>, task: Task) {
+        // SAFETY: the caller's promise; the scheduler is never written after
+        // creation.
+        unsafe { Self::from_header(ptr) }.scheduler.schedule(task);
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a live `Cell<F, S>`.
+    unsafe fn driver(ptr: NonNull<Header>) -> Option<usize> {
+        // SAFETY: the caller's promise; the scheduler is never written after
+        // creation.
+        unsafe { Self::from_header(ptr) }.scheduler.driver()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is a `Cell<F, S>` whose last reference just went.
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: the caller's promise; the cell came from `Box::into_raw`
+        // in `spawn`. A panic from a future dropped here (a task never run
+        // to the end) is swallowed rather than unwinding into a waker's or
+        // a join handle's drop.
+        let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(cell)));
+    }
+}
+
+/// Drops the future in place and leaves the stage `Consumed`, returning the
+/// destructor's panic if it had one.
+///
+/// # Safety
+///
+/// `stage` is `Running`, and the caller may touch it.
+unsafe fn drop_future<F: Future>(stage: *mut Stage<F>) -> Result<(), Box<dyn Any + Send>> {
+    // SAFETY: the caller's promise. `drop_in_place` keeps the pinning
+    // promise: the future is dropped where it lies, never moved.
+    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(stage) }));
+    // SAFETY: the old value is dropped (or its drop unwound, which still
+    // dropped every field), so it is overwritten without another drop.
+    unsafe { ptr::write(stage, Stage::Consumed) };
+    dropped
+}
+
+/// Allocates a task for `future`, scheduled by `scheduler`. Returns the
+/// reference for its first run (the task starts `SCHEDULED`) and its join
+/// handle.
+pub(crate) fn spawn<F, S>(future: F, scheduler: S) -> (Task, Join<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let cell = Box::new(Cell {
+        header: Header {
+            state: AtomicUsize::new(SCHEDULED | (2 * REF_ONE)),
+            vtable: &Cell::<F, S>::VTABLE,
+            owned: AtomicU32::new(0),
+            join_waker: Mutex::new(None),
+        },
+        scheduler,
+        stage: UnsafeCell::new(Stage::Running(future)),
+    });
+    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+    (
+        Task { ptr },
+        Join {
+            task: Task { ptr },
+            _output: PhantomData,
+        },
+    )
+}
+
+/// A counted reference to a task: what run queues, the worker's owned set
+/// and the blocking pool hold.
+pub(crate) struct Task {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: what a `Task` reaches is either thread-safe (the atomic state, the
+// mutex, the `Send + Sync` scheduler) or the stage, whose access the
+// protocol above serialises; the future and its output are `Send`.
+unsafe impl Send for Task {}
+// SAFETY: as above; `&Task` methods touch only the thread-safe parts.
+unsafe impl Sync for Task {}
+
+impl Task {
+    fn header(&self) -> &Header {
+        // SAFETY: a `Task` is a reference, so the allocation is live.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Runs the task once: cancels it if an abort came, else polls it.
+    /// Returns true if it finished in this run (its output or cancellation
+    /// is stored and its join handle woken).
+    ///
+    /// Only the task's worker (or the pool thread that took the job) calls
+    /// this, one run at a time.
+    pub(crate) fn run(self) -> bool {
+        let header = self.header();
+        let previous = header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
+        if previous & COMPLETE != 0 {
+            return false;
+        }
+        let finished = if previous & CANCELLED != 0 {
+            // SAFETY: we are the one runner, so we may touch the stage.
+            unsafe { (header.vtable.cancel)(self.ptr) };
+            true
+        } else {
+            // A waker borrowed from this reference, which outlives the poll:
+            // no count to bump, none to drop. Clones made during the poll
+            // count themselves.
+            // SAFETY: the data pointer and vtable are a task waker's, valid
+            // as long as `self` is.
+            let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(self.ptr)) });
+            let mut cx = Context::from_waker(&waker);
+            // SAFETY: we are the one runner, so we may touch the stage.
+            unsafe { (header.vtable.poll)(self.ptr, &mut cx) }
+        };
+        if finished {
+            self.complete();
+        }
+        finished
+    }
+
+    /// Cancels the task unless it has finished, then drops this reference.
+    /// For a runtime's shutdown and for pool jobs that never started: only
+    /// where no run of the task can be under way.
+    pub(crate) fn shutdown(self) {
+        if self.header().state.load(Ordering::Acquire) & COMPLETE == 0 {
+            // SAFETY: no run is under way (the caller's promise), so we may
+            // touch the stage.
+            unsafe { (self.header().vtable.cancel)(self.ptr) };
+            self.complete();
+        }
+    }
+
+    /// Publishes the stored output and wakes the join handle's waiter.
+    fn complete(&self) {
+        let header = self.header();
+        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        let waiter = lock(&header.join_waker).take();
+        if let Some(waker) = waiter {
+            waker.wake();
+        }
+    }
+
+    /// Another reference to the same task.
+    pub(crate) fn clone_ref(&self) -> Task {
+        add_ref(self.header());
+        Task { ptr: self.ptr }
+    }
+
+    /// The task's slot in its worker's owned set.
+    pub(crate) fn owned_slot(&self) -> u32 {
+        self.header().owned.load(Ordering::Relaxed)
+    }
+
+    /// Records the task's slot in its worker's owned set.
+    pub(crate) fn set_owned_slot(&self, slot: u32) {
+        self.header().owned.store(slot, Ordering::Relaxed);
+    }
+
+    /// The task's identity while it lives: its address.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr().addr()
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // SAFETY: this reference goes, and with it our claim on the task.
+        unsafe { release(self.ptr) };
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.header().state.load(Ordering::Relaxed);
+        f.debug_struct("Task")
+            .field("addr", &self.addr())
+            .field("scheduled", &(state & SCHEDULED != 0))
+            .field("complete", &(state & COMPLETE != 0))
+            .finish()
+    }
+}
+
+/// A task's output, for its `JoinHandle`.
+pub(crate) struct Join<T> {
+    task: Task,
+    _output: PhantomData<T>,
+}
+
+// The output is never pinned: it is moved out by value.
+impl<T> Unpin for Join<T> {}
+
+// SAFETY: through `&Join` one can only abort or ask whether the task has
+// finished; the output is reached only through `&mut Join`. So sharing a
+// `Join` shares no `T`, and `T: Send` (which `spawn` requires anyway) is
+// all that moving the output to the thread that takes it needs.
+unsafe impl<T: Send> Sync for Join<T> {}
+
+impl<T> Join<T> {
+    /// The output once the task has finished; otherwise stores `cx`'s waker
+    /// for the completion.
+    ///
+    /// # Panics
+    ///
+    /// If called again after it returned `Ready`.
+    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        let header = self.task.header();
+        if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            let mut waiter = lock(&header.join_waker);
+            // Looked at again under the lock `complete` takes after setting
+            // the flag: either this sees it, or `complete` sees the waker.
+            if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
+                match &*waiter {
+                    Some(stored) if stored.will_wake(cx.waker()) => {}
+                    _ => *waiter = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        let mut output: Option<Result<T, JoinError>> = None;
+        // SAFETY: the task is `COMPLETE` (seen with `Acquire` above), this is
+        // its only `Join` (never cloned), and `output` has the type the
+        // vtable's `take_output` writes: `spawn` made this `Join<T>` with
+        // `T = F::Output`.
+        unsafe {
+            (header.vtable.take_output)(self.task.ptr, ptr::from_mut(&mut output).cast());
+        }
+        Poll::Ready(output.expect("take_output stores the output"))
+    }
+
+    /// Asks for the task to be cancelled: its next run drops the future
+    /// instead of polling it. A task that already finished is left alone.
+    pub(crate) fn abort(&self) {
+        let header = self.task.header();
+        header.state.fetch_or(CANCELLED, Ordering::AcqRel);
+        wake_header(self.task.ptr);
+    }
+
+    /// Whether the task has finished (its output, or its cancellation, is
+    /// ready to take).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task.header().state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+}
+
+impl<T> fmt::Debug for Join<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.task.fmt(f)
+    }
+}
+
+fn lock(waiter: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
+    // A poisoned lock still holds a valid `Option<Waker>`.
+    waiter
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn add_ref(header: &Header) {
+    let previous = header.state.fetch_add(REF_ONE, Ordering::Relaxed);
+    // As `Arc` does: a count this high means references are being leaked in
+    // a loop, and wrapping would free a live task.
+    if previous > isize::MAX as usize {
+        std::process::abort();
+    }
+}
+
+/// Drops one reference to the task at `ptr`, freeing it if that was the
+/// last.
+///
+/// # Safety
+///
+/// The caller owns the reference it gives up.
+unsafe fn release(ptr: NonNull<Header>) {
+    // SAFETY: the reference is still ours, so the header is live.
+    let header = unsafe { ptr.as_ref() };
+    let previous = header.state.fetch_sub(REF_ONE, Ordering::AcqRel);
+    if previous & REF_MASK == REF_ONE {
+        // SAFETY: that was the last reference: no one else can reach the
+        // task any more.
+        unsafe { (header.vtable.dealloc)(ptr) };
+    }
+}
+
+/// Queues the task for a run unless it is queued already or has finished.
+fn wake_header(ptr: NonNull<Header>) {
+    if let Some(task) = claim(ptr) {
+        // SAFETY: `task` is a reference to the task at `ptr`.
+        unsafe { (task.header().vtable.schedule)(ptr, task) };
+    }
+}
+
+/// Sets `SCHEDULED` and returns the reference a run queue will hold, unless
+/// the task is queued already or has finished.
+#[inline]
+fn claim(ptr: NonNull<Header>) -> Option<Task> {
+    // SAFETY: the caller holds a reference (a waker's, a join handle's).
+    let header = unsafe { ptr.as_ref() };
+    let mut current = header.state.load(Ordering::Acquire);
+    loop {
+        if current & (SCHEDULED | COMPLETE) != 0 {
+            return None;
+        }
+        // The queue's reference is added in the same step as the flag.
+        let next = (current | SCHEDULED) + REF_ONE;
+        match header
+            .state
+            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return Some(Task { ptr }),
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// The driver's wakeup of a task waiting on one of its sources. If `waker`
+/// is the waker of a task whose events come from the driver at `driver`
+/// (the worker that polls it is the one that turns this driver), the task
+/// is claimed as a wake would and handed to `woken`, which queues it on that
+/// worker: no scheduler call, no thread-local lookup. Returns false, doing
+/// nothing, for any other waker.
+#[inline]
+pub(crate) fn wake_by_driver(waker: &Waker, driver: usize, woken: &mut impl FnMut(Task)) -> bool {
+    if !is_task_waker(waker) {
+        return false;
+    }
+    // SAFETY: a task waker's data is its task's header.
+    let ptr = unsafe { header_ptr(waker.data()) };
+    // SAFETY: the waker holds a reference, so the task is live.
+    let header = unsafe { ptr.as_ref() };
+    // SAFETY: as above; the vtable is the task's.
+    if unsafe { (header.vtable.driver)(ptr) } != Some(driver) {
+        return false;
+    }
+    if let Some(task) = claim(ptr) {
+        woken(task);
+    }
+    true
+}
+
+// The waker of every task: its data pointer is the task's header.
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
+
+fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
+    RawWaker::new(ptr.as_ptr().cast_const().cast(), &WAKER_VTABLE)
+}
+
+/// Whether `waker` is a task's waker, whose `wake_by_ref` only flips a flag
+/// and pushes onto a run queue (so the driver may call it under a lock).
+pub(crate) fn is_task_waker(waker: &Waker) -> bool {
+    ptr::eq(waker.vtable(), &WAKER_VTABLE)
+}
+
+/// # Safety
+///
+/// `data` is the data pointer of a task waker.
+unsafe fn header_ptr(data: *const ()) -> NonNull<Header> {
+    // SAFETY: task wakers are made from non-null header pointers only.
+    unsafe { NonNull::new_unchecked(data.cast_mut().cast::<Header>()) }
+}
+
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: std calls this with a live waker's data.
+    let ptr = unsafe { header_ptr(data) };
+    // SAFETY: the waker being cloned holds a reference.
+    add_ref(unsafe { ptr.as_ref() });
+    raw_waker(ptr)
+}
+
+unsafe fn wake_waker(data: *const ()) {
+    // SAFETY: std calls this with a live waker's data, whose reference we
+    // now own and give up at the end.
+    let ptr = unsafe { header_ptr(data) };
+    wake_header(ptr);
+    // SAFETY: the consumed waker's reference.
+    unsafe { release(ptr) };
+}
+
+unsafe fn wake_by_ref_waker(data: *const ()) {
+    // SAFETY: std calls this with a live waker's data.
+    wake_header(unsafe { header_ptr(data) });
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: std calls this with the data of a waker being dropped, whose
+    // reference we give up.
+    unsafe { release(header_ptr(data)) };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
