@@ -5,7 +5,7 @@
 //! calls its four transitions:
 //!
 //! * [`ScheduledIo::set_readiness`]: the driver saw an event (adds bits, bumps
-//!   the tick, hands back the wakers to run);
+//!   the tick, wakes the waiters it concerns);
 //! * [`ScheduledIo::poll_ready`]: a task wants to use a direction (returns the
 //!   bits and the tick it saw, or parks the task's waker);
 //! * [`ScheduledIo::clear_would_block`] and
@@ -18,103 +18,170 @@
 //! # Why no wakeup is lost
 //!
 //! The readiness word is only ever *cleared* by a task that just got
-//! `WouldBlock` (or a short transfer), and only if its tick is still the one it observed before the
-//! syscall. An edge that arrives after that observation bumps the tick, so the
-//! clear is skipped and the next poll retries the syscall. A task that finds no
-//! readiness stores its waker and then checks the word again *under the same
-//! lock the driver takes to collect wakers*, so an event is either seen by that
-//! check or finds the stored waker.
+//! `WouldBlock` (or a short transfer), and only if its tick is still the one
+//! it observed before the syscall. An edge that arrives after that
+//! observation bumps the tick, so the clear is skipped and the next poll
+//! retries the syscall.
+//!
+//! Waiting is one bit per direction in the same word, `ARMED`, set by a
+//! compare-exchange that expects the word the parker saw not ready: an event
+//! landing first changes the word (tick, bits), so the parker sees it instead
+//! of arming; an event landing after finds the bit set. The driver sets the
+//! bits of an event with one compare-exchange and, only if a direction it
+//! concerns is armed, takes the waiter lock, clears the armed bits it will
+//! wake, and wakes the slot's waker.
+//!
+//! The waker itself lives behind that lock, and changes only under it. The
+//! common park, by the task whose waker is already in the slot, needs no
+//! lock: the slot's owner is published in `owners` (a task's address, see
+//! [`owner_of`]), and every change of the slot bumps the
+//! direction's version in the word. A parker loads the word, then checks the
+//! owner, then arms with a compare-exchange that expects that word, so a
+//! slot changed since its load makes the exchange fail.
 
 use std::io;
 use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::task::raw::{self, Task};
 
 /// Bits 0..5 of the word: the [`Ready`] bits.
 const READY_MASK: u64 = 0x1f;
+/// Bits 5 and 6: a task waits to read, to write (its waker is in the slot).
+const ARMED_READ: u64 = 1 << 5;
+const ARMED_WRITE: u64 = 1 << 6;
 /// Bit 7: the runtime shut down; every later poll fails instead of waiting.
-const SHUTDOWN: u64 = 0x80;
-/// Bits 8..64: the tick, bumped by every event the driver delivers for this
-/// source. 56 bits do not wrap in the life of any process.
-const TICK_SHIFT: u32 = 8;
+const SHUTDOWN: u64 = 1 << 7;
+/// Bits 8..16 and 16..24: the version of the reader's and of the writer's
+/// slot, bumped (wrapping within its byte) whenever the slot's waker changes.
+const VERSION_READ_SHIFT: u32 = 8;
+const VERSION_WRITE_SHIFT: u32 = 16;
+const VERSION_MASK: u64 = 0xff;
+/// Bits 24..64: the tick, bumped by every event the driver delivers for this
+/// source. A clear compares it for equality, so it would take 2^40 events
+/// between a task's look and its clear to fool it.
+const TICK_SHIFT: u32 = 24;
+const TICK_MASK: u64 = !0 << TICK_SHIFT;
 
 /// The shared state of one registration. The driver holds it through the slab,
 /// the I/O object through its [`Registration`](crate::Registration).
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
-    /// Readiness bits, the shutdown bit and the tick, in one word so that a
-    /// task reads all three with one load and clears with one compare-exchange.
+    /// Readiness bits, armed bits, the shutdown bit, the slot versions and
+    /// the tick, in one word, so that a task reads them with one load and
+    /// changes them with one compare-exchange.
     readiness: AtomicU64,
-    /// The task waiting to read and the task waiting to write. Separate so that
-    /// a reader and a writer on one socket each get their own wakeup.
-    waiters: Mutex<Waiters>,
+    /// For each direction, who the slot's waker wakes, when that is a task
+    /// ([`owner_of`]), else 0. Written under the waiter lock, before
+    /// the version bump that publishes it.
+    owners: [AtomicUsize; 2],
+    /// The waker of the task waiting to read and of the one waiting to write
+    /// (or that waited last). Separate so that a reader and a writer on one
+    /// socket each get their own wakeup.
+    waiters: Mutex<[Option<Waker>; 2]>,
 }
 
-#[derive(Debug, Default)]
-struct Waiters {
-    reader: Waiter,
-    writer: Waiter,
-}
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        }
+    }
 
-impl Waiters {
-    fn slot(&mut self, direction: Direction) -> &mut Waiter {
-        match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
+    fn armed(self) -> u64 {
+        match self {
+            Direction::Read => ARMED_READ,
+            Direction::Write => ARMED_WRITE,
+        }
+    }
+
+    fn version_shift(self) -> u32 {
+        match self {
+            Direction::Read => VERSION_READ_SHIFT,
+            Direction::Write => VERSION_WRITE_SHIFT,
         }
     }
 }
 
-/// One direction's waiting task.
+/// `current` with `direction`'s slot version bumped, wrapping within its
+/// byte.
+fn bump_version(current: u64, direction: Direction) -> u64 {
+    let shift = direction.version_shift();
+    let version = ((current >> shift) + 1) & VERSION_MASK;
+    (current & !(VERSION_MASK << shift)) | (version << shift)
+}
+
+/// What `direction` may do according to the word `current`; `None` if
+/// nothing (then the task must wait).
+#[inline]
+fn observe_word(current: u64, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+    if current & SHUTDOWN != 0 {
+        return Some(Err(shutdown_error()));
+    }
+    let bits = Ready::from_bits((current & READY_MASK) as u8);
+    let ready = bits & direction.mask();
+    if ready.is_empty() {
+        return None;
+    }
+    // Urgent data seen at any time travels with every read's observation,
+    // so that a read knows the "short read means drained" shortcut is off.
+    Some(Ok(ReadyEvent {
+        tick: current >> TICK_SHIFT,
+        ready: ready | (bits & Ready::PRIORITY),
+    }))
+}
+
+/// Whether `waker` is a task's: it stays in its slot after a wakeup, and
+/// the same task parks again without the lock. In this crate's own tests a
+/// stand-in counts too ([`test_support::task_like`]), so that the loom
+/// models and the proptest drive the task paths without a runtime.
+#[inline]
+fn is_task_waker(waker: &Waker) -> bool {
+    raw::is_task_waker(waker) || test_support::is_task_like(waker)
+}
+
+/// Who `waker` wakes, as a number that is 0 for "not a task": a task's
+/// address (its waker's data). Published per slot in `owners`, so that the
+/// task parking there again arms without the lock. Only tasks count: two
+/// live wakers with one data address and different vtables are possible in
+/// general, never among tasks, whose data is their allocation and whose
+/// vtable is one static.
+#[inline]
+fn owner_of(waker: &Waker) -> usize {
+    if is_task_waker(waker) {
+        waker.data().addr()
+    } else {
+        0
+    }
+}
+
+/// Wakes the waker in a slot whose armed bit the caller just cleared: a task
+/// of the runtime whose driver is at `driver` (the common case: a
+/// connection's task on its own socket) is claimed and queued by the driver
+/// through `woken` (`raw::wake_by_driver`), any other reveille task at once,
+/// any other waker by moving it into `wake`, to be woken once every lock is
+/// released.
 ///
-/// A reveille task's waker stays in the slot after its wakeup, disarmed, so
-/// that the same task parking again (the common case: a connection's task
-/// waits on its own socket, over and over) clones nothing, and its wakeup is
-/// a `wake_by_ref` with no waker to move, drop or queue. Any other waker is
-/// taken out to be woken, as before, after the lock is released.
-#[derive(Debug, Default)]
-struct Waiter {
-    /// The waker of the task that waits here, or waited here last.
-    waker: Option<Waker>,
-    /// Whether that task is waiting now (then `waker` is `Some`).
-    armed: bool,
-}
-
-impl Waiter {
-    /// The waker of the task waiting now, if any.
-    #[cfg(all(test, not(loom)))]
-    fn waiting(&self) -> Option<&Waker> {
-        self.waker.as_ref().filter(|_| self.armed)
-    }
-
-    /// Wakes the waiting task, if any: a reveille task at once, any other
-    /// waker by moving it into `wake`, to be woken once every lock is
-    /// released.
-    ///
-    /// Waking a reveille task here, under the waiter lock, is safe because
-    /// its `wake_by_ref` never polls anything and never takes this lock: it
-    /// flips the task's `scheduled` flag and pushes its id onto a run queue
-    /// (the worker's own, or the injection queue behind its own mutex). A
-    /// foreign waker may run its task inline, which could park on this very
-    /// source and deadlock on the lock; that is why those wait for `wake`.
-    ///
-    /// The task of the runtime whose driver is at `driver` (the common case:
-    /// a connection's task on its own socket) does not even get a call: the
-    /// driver claims it and hands it to `woken`, which queues it on its
-    /// worker (`raw::wake_by_driver`).
-    #[inline]
-    fn wake_into(&mut self, wake: &mut Vec<Waker>, woken: &mut impl FnMut(Task), driver: usize) {
-        if !self.armed {
-            return;
-        }
-        self.armed = false;
-        match &self.waker {
-            Some(waker) if raw::wake_by_driver(waker, driver, woken) => {}
-            Some(waker) if raw::is_task_waker(waker) => waker.wake_by_ref(),
-            _ => wake.extend(self.waker.take()),
-        }
+/// A task's waker stays in the slot: the same task parking again (the
+/// common case) clones nothing and takes no lock. Waking a reveille task
+/// here, under the waiter lock, is safe because its wake never polls
+/// anything and never takes this lock: it flips the task's state and pushes
+/// it onto a run queue. A foreign waker may run its task inline, which could
+/// park on this very source and deadlock on the lock; that is why those wait
+/// for `wake`, and leave the slot.
+#[inline]
+fn wake_slot(
+    slot: &mut Option<Waker>,
+    wake: &mut Vec<Waker>,
+    woken: &mut impl FnMut(Task),
+    driver: usize,
+) {
+    match slot {
+        Some(waker) if raw::wake_by_driver(waker, driver, woken) => {}
+        Some(waker) if is_task_waker(waker) => waker.wake_by_ref(),
+        _ => wake.extend(slot.take()),
     }
 }
 
@@ -131,13 +198,15 @@ impl ScheduledIo {
         );
         ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
-            waiters: Mutex::new(Waiters::default()),
+            owners: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            waiters: Mutex::new([None, None]),
         }
     }
 
     /// Records an event from the driver: adds `ready` to the bits, bumps the
-    /// tick, and moves the wakers of the directions it concerns into `wake`.
-    /// The caller runs them after releasing its own locks.
+    /// tick, and wakes the armed waiters of the directions it concerns (see
+    /// [`wake_slot`] for `wake`, `woken` and `driver`). The caller runs the
+    /// wakers left in `wake` after releasing its own locks.
     pub(crate) fn set_readiness(
         &self,
         ready: Ready,
@@ -148,9 +217,7 @@ impl ScheduledIo {
         let mut current = self.readiness.load(Ordering::Acquire);
         loop {
             let tick = (current >> TICK_SHIFT).wrapping_add(1);
-            let next = (tick << TICK_SHIFT)
-                | (current & (SHUTDOWN | READY_MASK))
-                | u64::from(ready.bits());
+            let next = (tick << TICK_SHIFT) | (current & !TICK_MASK) | u64::from(ready.bits());
             match self.readiness.compare_exchange_weak(
                 current,
                 next,
@@ -161,10 +228,48 @@ impl ScheduledIo {
                 Err(actual) => current = actual,
             }
         }
-        let mut waiters = lock(&self.waiters);
+        let mut concerned = 0;
         for direction in [Direction::Read, Direction::Write] {
             if ready.intersects(direction.mask()) {
-                waiters.slot(direction).wake_into(wake, woken, driver);
+                concerned |= direction.armed();
+            }
+        }
+        // Nobody waits: no lock. (An armed bit set after `current` was read
+        // would have been set by a parker that saw this event's bits, which
+        // it does not do; see the module docs.)
+        if current & concerned == 0 {
+            return;
+        }
+        let mut waiters = lock(&self.waiters);
+        // Under the lock, so the slots cannot change before they are woken:
+        // take the armed bits, and bump the version of a slot whose waker
+        // is about to leave it (a foreign one), so that no lock-free arm can
+        // land on an empty slot.
+        let mut current = self.readiness.load(Ordering::Acquire);
+        let armed = loop {
+            let armed = current & concerned;
+            let mut next = current & !concerned;
+            for direction in [Direction::Read, Direction::Write] {
+                let i = direction.index();
+                if armed & direction.armed() != 0 && !waiters[i].as_ref().is_some_and(is_task_waker)
+                {
+                    self.owners[i].store(0, Ordering::Relaxed);
+                    next = bump_version(next, direction);
+                }
+            }
+            match self.readiness.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break armed,
+                Err(actual) => current = actual,
+            }
+        };
+        for direction in [Direction::Read, Direction::Write] {
+            if armed & direction.armed() != 0 {
+                wake_slot(&mut waiters[direction.index()], wake, woken, driver);
             }
         }
     }
@@ -179,36 +284,77 @@ impl ScheduledIo {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
-        match self.observe(direction) {
-            Some(result) => Poll::Ready(result),
-            None => self.park(cx, direction),
+        let mut current = self.readiness.load(Ordering::Acquire);
+        if let Some(result) = observe_word(current, direction) {
+            return Poll::Ready(result);
         }
+        // The waker in the slot is already this one: arm without the lock.
+        // The owner is read after the word, and the exchange expects that
+        // word, so a slot changed in between (its version bumped) fails it.
+        let owner = owner_of(cx.waker());
+        while owner != 0 && self.owners[direction.index()].load(Ordering::Acquire) == owner {
+            // Also when the bit is set already: the exchange then only checks
+            // that the word (so the slot) is still the one seen.
+            match self.readiness.compare_exchange_weak(
+                current,
+                current | direction.armed(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Poll::Pending,
+                Err(actual) => current = actual,
+            }
+            if let Some(result) = observe_word(current, direction) {
+                return Poll::Ready(result);
+            }
+        }
+        self.park(cx, direction)
     }
 
     /// The slow half of [`poll_ready`](ScheduledIo::poll_ready): store the
-    /// waker, then look again. Out of line so that the hot path, where the
-    /// direction is ready, stays a load and a branch.
+    /// waker under the lock, then arm unless the direction became ready.
     #[inline(never)]
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
+        let i = direction.index();
         let (displaced, seen) = {
             let mut waiters = lock(&self.waiters);
-            let slot = waiters.slot(direction);
-            let displaced = match &slot.waker {
-                Some(stored) if stored.will_wake(cx.waker()) => None,
-                // One waiter per direction. If another task was waiting here
-                // it is woken rather than dropped, so it retries instead of
-                // hanging; see `IoSource`'s docs on sharing a direction. A
-                // waker left from an earlier wait (disarmed) just goes.
-                _ => {
-                    let old = slot.waker.replace(cx.waker().clone());
-                    old.filter(|_| slot.armed)
+            let slot = &mut waiters[i];
+            let replace = !matches!(slot, Some(stored) if stored.will_wake(cx.waker()));
+            let old = if replace {
+                self.owners[i].store(owner_of(cx.waker()), Ordering::Relaxed);
+                slot.replace(cx.waker().clone())
+            } else {
+                None
+            };
+            // One exchange: bump the version if the slot changed (which also
+            // publishes the owner, and fails any lock-free arm based on the
+            // old one), take the old waiter's armed bit, and arm the new one
+            // unless the direction is ready.
+            let mut current = self.readiness.load(Ordering::Acquire);
+            let (previous, seen) = loop {
+                let seen = observe_word(current, direction);
+                let mut next = current & !direction.armed();
+                if replace {
+                    next = bump_version(next, direction);
+                }
+                if seen.is_none() {
+                    next |= direction.armed();
+                }
+                match self.readiness.compare_exchange_weak(
+                    current,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(previous) => break (previous, seen),
+                    Err(actual) => current = actual,
                 }
             };
-            // Checked again under the lock `set_readiness` takes to collect
-            // wakers: an event that landed since the first look is seen here,
-            // and a later one will find the waiter armed.
-            let seen = self.observe(direction);
-            slot.armed = seen.is_none();
+            // One waiter per direction. If another task was waiting here it
+            // is woken rather than dropped, so it retries instead of hanging;
+            // see `IoSource`'s docs on sharing a direction. A waker left from
+            // an earlier wait (disarmed) just goes.
+            let displaced = old.filter(|_| previous & direction.armed() != 0);
             (displaced, seen)
         };
         // Woken after the lock is released: a waker may poll this very source
@@ -227,19 +373,7 @@ impl ScheduledIo {
     /// has none.
     #[inline]
     pub(crate) fn observe(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
-        let current = self.readiness.load(Ordering::Acquire);
-        if current & SHUTDOWN != 0 {
-            return Some(Err(shutdown_error()));
-        }
-        let bits = Ready::from_bits(current as u8);
-        let ready = bits & direction.mask();
-        if ready.is_empty() {
-            return None;
-        }
-        Some(Ok(ReadyEvent {
-            tick: current >> TICK_SHIFT,
-            ready: ready | (bits & Ready::PRIORITY),
-        }))
+        observe_word(self.readiness.load(Ordering::Acquire), direction)
     }
 
     /// Clears the readiness a caller observed, after a short transfer,
@@ -295,23 +429,38 @@ impl ScheduledIo {
     /// Marks the source dead because its runtime shut down, and moves every
     /// waiter into `wake` so that it observes the error instead of sleeping.
     pub(crate) fn shutdown(&self, wake: &mut Vec<Waker>) {
+        // First the bit, which stops every later arm (a parker sees the
+        // error instead, and an arm in flight fails on the changed word);
+        // then, under the lock, the armed bits and the wakers.
         self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
         let mut waiters = lock(&self.waiters);
+        let armed = self
+            .readiness
+            .fetch_and(!(ARMED_READ | ARMED_WRITE), Ordering::AcqRel);
         // Every waker goes, disarmed ones too: none will be needed again,
-        // and a task's waker holds its runtime alive.
-        let waiters = &mut *waiters;
-        for slot in [&mut waiters.reader, &mut waiters.writer] {
-            let waker = slot.waker.take();
-            if std::mem::take(&mut slot.armed) {
+        // and a task's waker holds its task alive.
+        for direction in [Direction::Read, Direction::Write] {
+            let i = direction.index();
+            self.owners[i].store(0, Ordering::Relaxed);
+            let waker = waiters[i].take();
+            if armed & direction.armed() != 0 {
                 wake.extend(waker);
             }
         }
     }
+
+    /// The waker waiting in `direction` now, if any (for the proptest).
+    #[cfg(all(test, not(loom)))]
+    fn waiting(&self, direction: Direction) -> Option<Waker> {
+        let waiters = lock(&self.waiters);
+        let armed = self.readiness.load(Ordering::Acquire) & direction.armed() != 0;
+        waiters[direction.index()].clone().filter(|_| armed)
+    }
 }
 
-/// The waiter lock guards two wakers and their flags, and no invariant that a
-/// panic half-way could break, so a poisoned lock is still good to use.
-fn lock(waiters: &Mutex<Waiters>) -> MutexGuard<'_, Waiters> {
+/// The waiter lock guards two wakers, and no invariant that a panic half-way
+/// could break, so a poisoned lock is still good to use.
+fn lock(waiters: &Mutex<[Option<Waker>; 2]>) -> MutexGuard<'_, [Option<Waker>; 2]> {
     waiters
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -322,6 +471,56 @@ pub(crate) fn shutdown_error() -> io::Error {
         "the reveille runtime that owns this I/O object has shut down; \
          create I/O objects inside the runtime that will drive them",
     )
+}
+
+/// The tests' stand-in for a task's waker.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::{Arc, Mutex};
+    use std::task::{RawWakerVTable, Wake, Waker};
+
+    /// The vtables of the stand-ins made so far (one per waker type).
+    static VTABLES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    /// Wraps `inner` in a waker that the state machine treats as a task's:
+    /// it stays in its slot after a wakeup, and its owner is its data
+    /// address. One call per simulated task; clone the waker for more.
+    pub(crate) fn task_like<W: Wake + Send + Sync + 'static>(inner: Arc<W>) -> Waker {
+        let waker = Waker::from(Arc::new(TaskLike(inner)));
+        let vtable = std::ptr::from_ref(waker.vtable()).addr();
+        let mut vtables = VTABLES.lock().unwrap();
+        if !vtables.contains(&vtable) {
+            vtables.push(vtable);
+        }
+        waker
+    }
+
+    pub(super) fn is_task_like(waker: &Waker) -> bool {
+        let vtable: *const RawWakerVTable = waker.vtable();
+        VTABLES.lock().unwrap().contains(&vtable.addr())
+    }
+
+    struct TaskLike<W>(Arc<W>);
+
+    impl<W: Wake + Send + Sync + 'static> Wake for TaskLike<W> {
+        fn wake(self: Arc<Self>) {
+            self.0.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.wake_by_ref();
+        }
+    }
+}
+
+#[cfg(not(test))]
+mod test_support {
+    use std::task::Waker;
+
+    #[inline(always)]
+    pub(super) fn is_task_like(_: &Waker) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -17,12 +17,12 @@
 
 #[cfg(all(test, loom))]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use loom::sync::Arc;
 use loom::thread;
 
+use super::test_support::task_like;
 use super::ScheduledIo;
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::sync::model::{check, CountingWaker};
@@ -139,7 +140,10 @@ fn loom_shutdown_racing_park_wakes_and_fails_the_waiters() {
             })
         };
 
-        let (readers, reader) = CountingWaker::new();
+        // The reader stands in for a reveille task (its waker stays in the
+        // slot), the writer is a foreign waker.
+        let (readers, _) = CountingWaker::new();
+        let reader = task_like(readers.clone());
         let (writers, writer) = CountingWaker::new();
         let read = poll(&io, &reader, Direction::Read);
         let write = poll(&io, &writer, Direction::Write);
@@ -160,5 +164,87 @@ fn loom_shutdown_racing_park_wakes_and_fails_the_waiters() {
                 Poll::Ready(Ok(event)) => panic!("no readiness was ever set: {event:?}"),
             }
         }
+    });
+}
+
+/// A task parked once (so its waker is in the slot, and stays there after
+/// the wakeup), woken, then parked again: set up on one thread.
+fn parked_task_woken_once() -> (Arc<ScheduledIo>, std::sync::Arc<CountingWaker>, Waker) {
+    let io = Arc::new(ScheduledIo::new(Ready::READABLE));
+    let (counter, _) = CountingWaker::new();
+    let waker = task_like(counter.clone());
+    let Poll::Ready(Ok(seen)) = poll(&io, &waker, Direction::Read) else {
+        panic!("a fresh source is maybe-ready");
+    };
+    io.clear_would_block(seen);
+    assert!(poll(&io, &waker, Direction::Read).is_pending());
+    deliver(&io, Ready::READABLE);
+    assert_eq!(counter.wakes(), 1);
+    (io, counter, waker)
+}
+
+/// (e) The lock-free park. A task whose waker is already in the slot parks
+/// again without the lock, racing the next edge: it either sees the edge
+/// (the arm's exchange fails on the changed word) or is woken by it (the
+/// driver finds the armed bit).
+#[test]
+fn loom_lock_free_park_racing_an_edge_is_never_lost() {
+    check(|| {
+        let (io, counter, waker) = parked_task_woken_once();
+        let driver = {
+            let io = io.clone();
+            thread::spawn(move || deliver(&io, Ready::READABLE))
+        };
+
+        // The woken task reads (the first edge's data), gets WouldBlock and
+        // parks again.
+        let Poll::Ready(Ok(seen)) = poll(&io, &waker, Direction::Read) else {
+            panic!("woken by an edge that nothing cleared");
+        };
+        io.clear_would_block(seen);
+        let again = poll(&io, &waker, Direction::Read);
+        driver.join().unwrap();
+
+        let edge_after_observation = seen.tick == 1;
+        match again {
+            Poll::Ready(Ok(event)) => assert_eq!(event.tick, 2, "ready only by the edge"),
+            Poll::Ready(Err(_)) => panic!("no shutdown happened"),
+            Poll::Pending if edge_after_observation => {
+                assert_eq!(counter.wakes(), 2, "an edge after the observation was lost");
+                assert!(poll(&io, &waker, Direction::Read).is_ready());
+            }
+            Poll::Pending => assert_eq!(counter.wakes(), 1),
+        }
+    });
+}
+
+/// (f) The lock-free park racing a change of the slot. The task's waker is in
+/// the slot; another task parks on the same direction from another thread
+/// (taking the slot, under the lock) while the first parks without it. Then
+/// an edge comes. Whoever is left waiting must be woken: a lock-free arm
+/// may never land on the other task's waker.
+#[test]
+fn loom_lock_free_park_racing_a_new_waiter_wakes_both() {
+    check(|| {
+        let (io, counter, waker) = parked_task_woken_once();
+        let Poll::Ready(Ok(seen)) = poll(&io, &waker, Direction::Read) else {
+            panic!("woken by an edge that nothing cleared");
+        };
+        io.clear_would_block(seen);
+
+        let (others, other) = CountingWaker::new();
+        let intruder = {
+            let io = io.clone();
+            thread::spawn(move || poll(&io, &other, Direction::Read).is_pending())
+        };
+        let parked = poll(&io, &waker, Direction::Read).is_pending();
+        let other_parked = intruder.join().unwrap();
+        assert!(parked && other_parked, "nothing made the source ready");
+        deliver(&io, Ready::READABLE);
+
+        // Each was woken by the edge or by being displaced; the one displaced
+        // first and the one the edge found may be the same task.
+        assert!(counter.wakes() >= 2, "the task's second park was lost");
+        assert!(others.wakes() >= 1, "the other task's park was lost");
     });
 }

@@ -167,7 +167,20 @@ impl Real {
         let counters: Vec<_> = (0..TASKS)
             .map(|_| Arc::new(CountingWaker(AtomicUsize::new(0))))
             .collect();
-        let wakers = counters.iter().cloned().map(Waker::from).collect();
+        // Task 0 stands in for a reveille task (its waker stays in the slot
+        // and parks again without the lock); the others are foreign wakers.
+        let wakers = counters
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, counter)| {
+                if i == 0 {
+                    super::test_support::task_like(counter)
+                } else {
+                    Waker::from(counter)
+                }
+            })
+            .collect();
         Real {
             io: ScheduledIo::new(Ready::READABLE | Ready::WRITABLE),
             counters,
@@ -188,16 +201,15 @@ impl Real {
 
     /// Which task's waker sits in each direction's slot.
     fn waiters(&self) -> (Option<usize>, Option<usize>) {
-        let waiters = super::lock(&self.io.waiters);
-        let which = |slot: &super::Waiter| {
-            slot.waiting().map(|stored| {
+        let which = |direction| {
+            self.io.waiting(direction).map(|stored| {
                 self.wakers
                     .iter()
                     .position(|w| stored.will_wake(w))
                     .expect("only the tasks' wakers are ever stored")
             })
         };
-        (which(&waiters.reader), which(&waiters.writer))
+        (which(Direction::Read), which(Direction::Write))
     }
 }
 
