@@ -208,15 +208,12 @@ impl<T: mio::event::Source> IoSource<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
+        // Readiness first: a task that has to wait spends no budget (and
+        // touches no thread-local) at all; one that may proceed spends a unit
+        // before its syscall, and yields instead if it has none left.
+        let mut event = ready!(self.registration.poll_ready(cx, direction))?;
         ready!(coop::poll_proceed(cx));
         loop {
-            let event = match self.registration.poll_ready(cx, direction) {
-                Poll::Ready(event) => event?,
-                Poll::Pending => {
-                    coop::refund();
-                    return Poll::Pending;
-                }
-            };
             match op(&self.io) {
                 Ok(value) => {
                     if drained(&value) && !event.ready().contains(Ready::PRIORITY) {
@@ -228,6 +225,13 @@ impl<T: mio::event::Source> IoSource<T> {
                     // The closed bit goes too: a direction that says
                     // `WouldBlock` is open again (a FIFO with a new writer).
                     self.registration.clear_would_block(event);
+                    event = match self.registration.poll_ready(cx, direction) {
+                        Poll::Ready(event) => event?,
+                        Poll::Pending => {
+                            coop::refund();
+                            return Poll::Pending;
+                        }
+                    };
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Poll::Ready(Err(error)),
@@ -290,12 +294,9 @@ impl<T: mio::event::Source> IoSource<T> {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
+        let event = ready!(self.registration.poll_ready(cx, direction));
         ready!(coop::poll_proceed(cx));
-        let polled = self.registration.poll_ready(cx, direction);
-        if polled.is_pending() {
-            coop::refund();
-        }
-        polled
+        Poll::Ready(event)
     }
 
     /// Waits until `direction` may be ready. After it resolves, an operation
