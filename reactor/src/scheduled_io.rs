@@ -241,32 +241,10 @@ impl ScheduledIo {
             return;
         }
         let mut waiters = lock(&self.waiters);
-        // Under the lock, so the slots cannot change before they are woken:
-        // take the armed bits, and bump the version of a slot whose waker
-        // is about to leave it (a foreign one), so that no lock-free arm can
-        // land on an empty slot.
-        let mut current = self.readiness.load(Ordering::Acquire);
-        let armed = loop {
-            let armed = current & concerned;
-            let mut next = current & !concerned;
-            for direction in [Direction::Read, Direction::Write] {
-                let i = direction.index();
-                if armed & direction.armed() != 0 && !waiters[i].as_ref().is_some_and(is_task_waker)
-                {
-                    self.owners[i].store(0, Ordering::Relaxed);
-                    next = bump_version(next, direction);
-                }
-            }
-            match self.readiness.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break armed,
-                Err(actual) => current = actual,
-            }
-        };
+        // Under the lock, so the slots cannot change before they are woken.
+        // A waker that leaves its slot here (a foreign one) has no owner
+        // published, so no lock-free arm can land on the emptied slot.
+        let armed = self.readiness.fetch_and(!concerned, Ordering::AcqRel) & concerned;
         for direction in [Direction::Read, Direction::Write] {
             if armed & direction.armed() != 0 {
                 wake_slot(&mut waiters[direction.index()], wake, woken, driver);
