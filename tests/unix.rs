@@ -10,10 +10,12 @@
 
 mod util;
 
+use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::join;
@@ -396,6 +398,35 @@ fn connect_waits_while_the_backlog_is_full() {
         (&accepted_second).read_exact(&mut byte).await.unwrap();
         assert_eq!(&byte, b"2");
     });
+}
+
+/// The one wait in a Unix connect (a full backlog) runs on the runtime's
+/// timers. Polled on a thread that runs no runtime, it fails with an error
+/// that says so, rather than panicking as a bare `sleep` would.
+#[test]
+fn connect_into_a_full_backlog_off_the_runtime_is_an_error_not_a_panic() {
+    let runtime = reveille::Runtime::new().expect("runtime");
+    let path = SocketPath::new("backlog-off-runtime");
+    let (_listener, _first) = runtime.block_on(async {
+        let listener = UnixListener::bind_with_backlog(&path, 0).expect("bind");
+        let first = UnixStream::connect(&path).await.expect("first connect");
+        (listener, first)
+    });
+    // Outside `block_on`: this thread runs no runtime now.
+    let mut second = pin!(UnixStream::connect(&path));
+    let mut cx = Context::from_waker(Waker::noop());
+    match second.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(error)) => {
+            let message = error.to_string();
+            assert!(message.contains("no reveille runtime"), "{message}");
+            assert!(
+                message.contains("backlog-off-runtime"),
+                "names the path: {message}"
+            );
+        }
+        Poll::Ready(Ok(_)) => panic!("connected past a full backlog"),
+        Poll::Pending => panic!("waits on a timer no runtime will ever fire"),
+    }
 }
 
 #[test]

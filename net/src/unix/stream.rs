@@ -2,11 +2,13 @@
 //! `AsyncRead`/`AsyncWrite`.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -79,7 +81,8 @@ impl UnixStream {
     /// 64 ms between tries, until the listener makes room or goes away. To
     /// give up sooner, wrap it in [`timeout`](reveille_reactor::timeout).
     /// The pauses are the runtime's timers, so that wait (and only it) needs
-    /// the future to be polled on a thread running a reveille runtime.
+    /// the future to be polled on a thread running a reveille runtime: off
+    /// one, or once the runtime has shut down, it fails with an error.
     ///
     /// # Errors
     ///
@@ -110,7 +113,12 @@ impl UnixStream {
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    reveille_reactor::sleep(pause).await;
+                    // `poll_sleep`, not `.await`: off a runtime, or once the
+                    // runtime has shut down, an error rather than a panic.
+                    let mut sleep = pin!(reveille_reactor::sleep(pause));
+                    poll_fn(|cx| sleep.as_mut().poll_sleep(cx))
+                        .await
+                        .map_err(|e| with_path(e, "wait to connect to", path))?;
                     pause = (pause * 2).min(CONNECT_RETRY_MAX);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

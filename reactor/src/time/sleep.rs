@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -167,31 +168,49 @@ impl Sleep {
     }
 }
 
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+impl Sleep {
+    /// Polls the sleep as awaiting it does, but returns an error where
+    /// awaiting it panics: when the thread polling a sleep that has not
+    /// been polled yet runs no reveille runtime, and when the runtime it
+    /// belongs to has shut down. For futures whose contract is to fail with
+    /// an `io::Error`, never to panic (`UnixStream::connect` waits on one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::task::{Context, Poll, Waker};
+    /// use std::time::Duration;
+    ///
+    /// // No runtime on this thread: an error, not a panic.
+    /// let mut sleep = pin!(reveille_reactor::sleep(Duration::from_secs(1)));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(sleep.as_mut().poll_sleep(&mut cx), Poll::Ready(Err(_))));
+    /// ```
+    pub fn poll_sleep(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         if Instant::now() >= this.deadline {
             if let (Some(driver), Some(key)) = (&this.driver, this.key.take()) {
                 driver.timers().remove(key);
             }
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
-        let driver = this
-            .driver
-            .get_or_insert_with(|| context::driver().unwrap_or_else(|error| panic!("{error}")));
+        let driver = match &this.driver {
+            Some(driver) => driver,
+            None => this.driver.insert(context::driver()?),
+        };
         let mut timers = driver.timers();
         // Checked under the timer lock, which the shutdown's `fire_all` takes
         // after setting the flag: a timer either lands before that and is
         // fired by it, or sees the flag here. Never one left behind.
         if driver.is_shut_down() {
             drop(timers);
-            assert!(
-                this.for_io,
-                "reveille::sleep polled after its runtime shut down"
-            );
-            return Poll::Pending;
+            if this.for_io {
+                return Poll::Pending;
+            }
+            return Poll::Ready(Err(io::Error::other(
+                "reveille::sleep polled after its runtime shut down",
+            )));
         }
         if let Some(key) = this.key {
             if timers.update(key, cx.waker()) {
@@ -208,6 +227,22 @@ impl Future for Sleep {
         }
         this.key = Some(key);
         Poll::Pending
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    /// # Panics
+    ///
+    /// If first polled on a thread with no reveille runtime, or polled after
+    /// its runtime shut down; [`Sleep::poll_sleep`] returns those as errors.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.poll_sleep(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Err(error)) => panic!("{error}"),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
