@@ -53,15 +53,17 @@ const ARMED_READ: u64 = 1 << 5;
 const ARMED_WRITE: u64 = 1 << 6;
 /// Bit 7: the runtime shut down; every later poll fails instead of waiting.
 const SHUTDOWN: u64 = 1 << 7;
-/// Bits 8..16 and 16..24: the version of the reader's and of the writer's
-/// slot, bumped (wrapping within its byte) whenever the slot's waker changes.
+/// Bits 8..20 and 20..32: the version of the reader's and of the writer's
+/// slot, bumped (wrapping within its 12 bits) whenever the slot's waker
+/// changes. A lock-free arm compares the whole word, so it would take 4096
+/// changes of the slot between its look and its exchange to fool it.
 const VERSION_READ_SHIFT: u32 = 8;
-const VERSION_WRITE_SHIFT: u32 = 16;
-const VERSION_MASK: u64 = 0xff;
-/// Bits 24..64: the tick, bumped by every event the driver delivers for this
-/// source. A clear compares it for equality, so it would take 2^40 events
+const VERSION_WRITE_SHIFT: u32 = 20;
+const VERSION_MASK: u64 = 0xfff;
+/// Bits 32..64: the tick, bumped by every event the driver delivers for this
+/// source. A clear compares it for equality, so it would take 2^32 events
 /// between a task's look and its clear to fool it.
-const TICK_SHIFT: u32 = 24;
+const TICK_SHIFT: u32 = 32;
 const TICK_MASK: u64 = !0 << TICK_SHIFT;
 
 /// The shared state of one registration. The driver holds it through the slab,
@@ -296,6 +298,12 @@ impl ScheduledIo {
         let i = direction.index();
         let (displaced, seen) = {
             let mut waiters = lock(&self.waiters);
+            // A shutdown that came since the caller's look (it sets the bit
+            // before taking this lock) leaves no waker here: the slot would
+            // never be emptied.
+            if let Some(Err(error)) = self.observe(direction) {
+                return Poll::Ready(Err(error));
+            }
             let slot = &mut waiters[i];
             let replace = !matches!(slot, Some(stored) if stored.will_wake(cx.waker()));
             let old = if replace {

@@ -25,6 +25,11 @@
 //!   the join handle reads the stage only after seeing it with `Acquire`.
 //! * `CANCELLED`: an abort was asked; the next run cancels instead of
 //!   polling.
+//! * `JOIN_INTEREST`: the [`Join`] is alive. Setting `COMPLETE` and dropping
+//!   the `Join` each read it in the same atomic step as their own change, so
+//!   exactly one of them drops an output nobody will take, and at once: a
+//!   detached task's output (a socket, say) does not live on in the
+//!   allocation, which a waker left in some slot may keep for a while.
 //! * The count of references: [`Task`]s (a run queue's, the worker's owned
 //!   set's), [`Join`]s and wakers. The last one to go frees the allocation.
 //!
@@ -35,7 +40,9 @@
 //!   its run queue), or the one blocking-pool thread that took the job.
 //!   Cancelling ([`Task::shutdown`]) happens only where no run can: a
 //!   runtime's drop, with its worker stopped, or a pool job no thread took.
-//! * After `COMPLETE`: only the [`Join`], which moves the output out once.
+//! * After `COMPLETE`: only the [`Join`], which moves the output out once
+//!   (or drops it when the `Join` goes), or, if the `Join` was dropped
+//!   before, the runner that completed the task, which drops the output.
 //! * At the end: whoever drops the last reference, when no one else can.
 //!
 //! The future is pinned: it lives in the allocation from creation to its
@@ -59,10 +66,14 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::join::JoinError;
 
-const SCHEDULED: usize = 0b001;
-const COMPLETE: usize = 0b010;
-const CANCELLED: usize = 0b100;
-const REF_ONE: usize = 0b1000;
+const SCHEDULED: usize = 0b0001;
+const COMPLETE: usize = 0b0010;
+const CANCELLED: usize = 0b0100;
+/// The [`Join`] still exists: it will take the output. Cleared when it is
+/// dropped; whoever then finds the output stored drops it (see
+/// [`Task::complete`] and `Join`'s `Drop`).
+const JOIN_INTEREST: usize = 0b1000;
+const REF_ONE: usize = 0b1_0000;
 const REF_MASK: usize = !(REF_ONE - 1);
 
 /// Where a woken task goes: the run queue of its runtime, or nowhere (a
@@ -101,6 +112,8 @@ struct Vtable {
     /// Moves the output into the `Option<Result<T, JoinError>>` behind the
     /// pointer.
     take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// Drops the output nobody will take.
+    drop_output: unsafe fn(NonNull<Header>),
     /// Hands a reference to the scheduler.
     schedule: unsafe fn(NonNull<Header>, Task),
     /// The scheduler's `driver`.
@@ -132,6 +145,7 @@ where
         poll: Self::poll,
         cancel: Self::cancel,
         take_output: Self::take_output,
+        drop_output: Self::drop_output,
         schedule: Self::schedule,
         driver: Self::driver,
         dealloc: Self::dealloc,
@@ -210,6 +224,19 @@ where
 
     /// # Safety
     ///
+    /// `ptr` is a live `Cell<F, S>` that is `COMPLETE` (seen with `Acquire`),
+    /// and the caller owns its output: it is the `Join` being dropped, or
+    /// the runner that completed it after the `Join` was dropped.
+    unsafe fn drop_output(ptr: NonNull<Header>) {
+        // SAFETY: the caller's promise.
+        let stage = unsafe { &mut *Self::from_header(ptr).stage.get() };
+        // The output's destructor is the user's; a panic in it is not ours
+        // to carry into a waker's, a runner's or a handle's drop.
+        let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
+    }
+
+    /// # Safety
+    ///
     /// `ptr` is a live `Cell<F, S>` and `task` one of its references.
     unsafe fn schedule(ptr: NonNull<Header>, task: Task) {
         // SAFETY: the caller's promise; the scheduler is never written after
@@ -266,7 +293,7 @@ where
 {
     let cell = Box::new(Cell {
         header: Header {
-            state: AtomicUsize::new(SCHEDULED | (2 * REF_ONE)),
+            state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (2 * REF_ONE)),
             vtable: &Cell::<F, S>::VTABLE,
             owned: AtomicU32::new(0),
             join_waker: Mutex::new(None),
@@ -348,13 +375,23 @@ impl Task {
         }
     }
 
-    /// Publishes the stored output and wakes the join handle's waiter.
+    /// Publishes the stored output and wakes the join handle's waiter; if
+    /// the join handle is gone, drops the output instead.
     fn complete(&self) {
         let header = self.header();
-        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        let previous = header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if previous & JOIN_INTEREST == 0 {
+            // SAFETY: `COMPLETE` is ours (we just set it), and the `Join` is
+            // gone (its drop cleared the interest before): nobody else will
+            // touch the output.
+            unsafe { (header.vtable.drop_output)(self.ptr) };
+            return;
+        }
         let waiter = lock(&header.join_waker).take();
         if let Some(waker) = waiter {
-            waker.wake();
+            // Someone else's waker: a panic in it must not unwind through the
+            // runner (a worker's loop, a pool thread).
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
 
@@ -460,6 +497,35 @@ impl<T> Join<T> {
     }
 }
 
+impl<T> Drop for Join<T> {
+    fn drop(&mut self) {
+        let header = self.task.header();
+        let mut current = header.state.load(Ordering::Acquire);
+        loop {
+            if current & COMPLETE != 0 {
+                // SAFETY: `COMPLETE` was seen with `Acquire` and the interest
+                // is still ours, so the runner left the output to us.
+                unsafe { (header.vtable.drop_output)(self.task.ptr) };
+                break;
+            }
+            match header.state.compare_exchange_weak(
+                current,
+                current & !JOIN_INTEREST,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                // The runner will drop the output when it completes.
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        // Nobody awaits this handle any more: its waker must not keep its
+        // task alive until this one completes.
+        let waiter = lock(&header.join_waker).take();
+        drop(waiter);
+    }
+}
+
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.task.fmt(f)
@@ -515,15 +581,26 @@ fn claim(ptr: NonNull<Header>) -> Option<Task> {
     let header = unsafe { ptr.as_ref() };
     let mut current = header.state.load(Ordering::Acquire);
     loop {
-        if current & (SCHEDULED | COMPLETE) != 0 {
+        if current & COMPLETE != 0 {
             return None;
         }
-        // The queue's reference is added in the same step as the flag.
-        let next = (current | SCHEDULED) + REF_ONE;
+        // Already queued: the wake is swallowed on the promise that the run
+        // still to come sees what the waker wrote before waking. A plain
+        // load would not keep it (the run's `fetch_and` could miss this
+        // thread's earlier writes); an exchange that writes the same value
+        // is a release the run's acquire reads from, or else fails because
+        // the run cleared the flag first, and then this wake queues the task.
+        let next = if current & SCHEDULED != 0 {
+            current
+        } else {
+            // The queue's reference is added in the same step as the flag.
+            (current | SCHEDULED) + REF_ONE
+        };
         match header
             .state
             .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
         {
+            Ok(_) if next == current => return None,
             Ok(_) => return Some(Task { ptr }),
             Err(actual) => current = actual,
         }

@@ -406,3 +406,108 @@ fn the_driver_claims_its_own_tasks_and_leaves_others_alone() {
     drop(stash.lock().unwrap().take());
     drop(waker);
 }
+
+/// A wake swallowed because the task is already queued must still reach the
+/// run that is queued: what the waker wrote before waking is visible to
+/// that run's poll. (A plain load in the swallowing path loses this under a
+/// weak memory model; Miri emulates one.)
+#[test]
+fn a_swallowed_wake_is_seen_by_the_queued_run() {
+    use std::sync::atomic::AtomicBool;
+    for _ in 0..if cfg!(miri) { 40 } else { 400 } {
+        let queue = Queue::default();
+        let flag = Arc::new(AtomicBool::new(false));
+        let stash: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let (task, join) = spawn(
+            {
+                let (flag, stash) = (flag.clone(), stash.clone());
+                std::future::poll_fn(move |cx| {
+                    if flag.load(Ordering::Relaxed) {
+                        return Poll::Ready(());
+                    }
+                    *stash.lock().unwrap() = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+            },
+            queue.clone(),
+        );
+        assert!(!task.run());
+        let waker = stash.lock().unwrap().take().unwrap();
+        // Queued again (a wake with nothing new), then the real wake races
+        // the queued run.
+        waker.wake_by_ref();
+        let writer = std::thread::spawn(move || {
+            flag.store(true, Ordering::Relaxed);
+            waker.wake();
+        });
+        let finished = queue.pop().unwrap().run();
+        writer.join().unwrap();
+        let finished = finished || queue.pop().is_some_and(Task::run);
+        assert!(finished, "the wake was swallowed and its write lost");
+        assert!(join.is_finished());
+        drop(stash.lock().unwrap().take());
+    }
+}
+
+/// A detached task's output goes when the task finishes, even while a waker
+/// (left in some socket's slot, say) keeps the allocation alive; a handle
+/// dropped after the finish drops the output it never took.
+#[test]
+fn an_output_nobody_takes_is_dropped_at_once() {
+    let queue = Queue::default();
+    let drops = Drops::default();
+    let stash: Arc<Mutex<Option<Waker>>> = Arc::default();
+
+    // Detached first, finished later.
+    let (task, join) = spawn(
+        {
+            let (token, stash) = (drops.token(), stash.clone());
+            let mut token = Some(token);
+            std::future::poll_fn(move |cx| {
+                let mut stash = stash.lock().unwrap();
+                if stash.is_none() {
+                    *stash = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(token.take())
+            })
+        },
+        queue.clone(),
+    );
+    assert!(!task.run());
+    drop(join);
+    let waker = stash.lock().unwrap().clone().unwrap();
+    waker.wake_by_ref();
+    assert!(queue.pop().unwrap().run());
+    assert_eq!(drops.count(), 1, "the output outlived the finish");
+    drop(waker);
+    drop(stash.lock().unwrap().take());
+
+    // Finished first, detached later.
+    let token = drops.token();
+    let (task, join) = spawn(async move { token }, queue);
+    assert!(task.run());
+    assert_eq!(drops.count(), 1, "the output is kept for the handle");
+    drop(join);
+    assert_eq!(drops.count(), 2, "the handle dropped the output it left");
+}
+
+/// A handle dropped while it waited lets go of its waiter's waker.
+#[test]
+fn a_dropped_handle_lets_go_of_its_waiters_waker() {
+    let queue = Queue::default();
+    let gate = Gate::default();
+    let (task, mut join) = spawn(gate.wait(), queue.clone());
+    assert!(!task.run());
+    let (pending, joiner) = poll_join(&mut join);
+    assert!(pending.is_pending());
+    assert_eq!(Arc::strong_count(&joiner), 2, "the stored waker");
+    drop(join);
+    assert_eq!(
+        Arc::strong_count(&joiner),
+        1,
+        "the waker outlived its handle"
+    );
+    gate.open(0);
+    assert!(queue.pop().unwrap().run());
+}
