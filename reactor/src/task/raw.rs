@@ -1,8 +1,9 @@
 //! The raw task: one allocation holding a spawned future (then its output),
 //! the state its wakers, its worker and its `JoinHandle` share, and its
 //! scheduler. This is the reactor crate's one module with `unsafe` code
-//! (DESIGN.md, "Unsafe"); everything else builds on the safe API at the
-//! bottom of this file ([`Task`] and [`Join`]).
+//! (DESIGN.md, "Unsafe"): this file (the allocation, [`Task`]), `raw/waker.rs`
+//! (the waker and waking) and `raw/join.rs` ([`Join`], the output's side).
+//! Everything else builds on the safe API of `Task` and `Join`.
 //!
 //! # Why it exists
 //!
@@ -62,7 +63,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
 use crate::join::JoinError;
 
@@ -435,103 +436,6 @@ impl fmt::Debug for Task {
     }
 }
 
-/// A task's output, for its `JoinHandle`.
-pub(crate) struct Join<T> {
-    task: Task,
-    _output: PhantomData<T>,
-}
-
-// The output is never pinned: it is moved out by value.
-impl<T> Unpin for Join<T> {}
-
-// SAFETY: through `&Join` one can only abort or ask whether the task has
-// finished; the output is reached only through `&mut Join`. So sharing a
-// `Join` shares no `T`, and `T: Send` (which `spawn` requires anyway) is
-// all that moving the output to the thread that takes it needs.
-unsafe impl<T: Send> Sync for Join<T> {}
-
-impl<T> Join<T> {
-    /// The output once the task has finished; otherwise stores `cx`'s waker
-    /// for the completion.
-    ///
-    /// # Panics
-    ///
-    /// If called again after it returned `Ready`.
-    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
-        let header = self.task.header();
-        if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            let mut waiter = lock(&header.join_waker);
-            // Looked at again under the lock `complete` takes after setting
-            // the flag: either this sees it, or `complete` sees the waker.
-            if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
-                match &*waiter {
-                    Some(stored) if stored.will_wake(cx.waker()) => {}
-                    _ => *waiter = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
-        }
-        let mut output: Option<Result<T, JoinError>> = None;
-        // SAFETY: the task is `COMPLETE` (seen with `Acquire` above), this is
-        // its only `Join` (never cloned), and `output` has the type the
-        // vtable's `take_output` writes: `spawn` made this `Join<T>` with
-        // `T = F::Output`.
-        unsafe {
-            (header.vtable.take_output)(self.task.ptr, ptr::from_mut(&mut output).cast());
-        }
-        Poll::Ready(output.expect("take_output stores the output"))
-    }
-
-    /// Asks for the task to be cancelled: its next run drops the future
-    /// instead of polling it. A task that already finished is left alone.
-    pub(crate) fn abort(&self) {
-        let header = self.task.header();
-        header.state.fetch_or(CANCELLED, Ordering::AcqRel);
-        wake_header(self.task.ptr);
-    }
-
-    /// Whether the task has finished (its output, or its cancellation, is
-    /// ready to take).
-    pub(crate) fn is_finished(&self) -> bool {
-        self.task.header().state.load(Ordering::Acquire) & COMPLETE != 0
-    }
-}
-
-impl<T> Drop for Join<T> {
-    fn drop(&mut self) {
-        let header = self.task.header();
-        let mut current = header.state.load(Ordering::Acquire);
-        loop {
-            if current & COMPLETE != 0 {
-                // SAFETY: `COMPLETE` was seen with `Acquire` and the interest
-                // is still ours, so the runner left the output to us.
-                unsafe { (header.vtable.drop_output)(self.task.ptr) };
-                break;
-            }
-            match header.state.compare_exchange_weak(
-                current,
-                current & !JOIN_INTEREST,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                // The runner will drop the output when it completes.
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
-        // Nobody awaits this handle any more: its waker must not keep its
-        // task alive until this one completes.
-        let waiter = lock(&header.join_waker).take();
-        drop(waiter);
-    }
-}
-
-impl<T> fmt::Debug for Join<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.task.fmt(f)
-    }
-}
-
 fn lock(waiter: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
     // A poisoned lock still holds a valid `Option<Waker>`.
     waiter
@@ -565,123 +469,12 @@ unsafe fn release(ptr: NonNull<Header>) {
     }
 }
 
-/// Queues the task for a run unless it is queued already or has finished.
-fn wake_header(ptr: NonNull<Header>) {
-    if let Some(task) = claim(ptr) {
-        // SAFETY: `task` is a reference to the task at `ptr`.
-        unsafe { (task.header().vtable.schedule)(ptr, task) };
-    }
-}
+mod join;
+mod waker;
 
-/// Sets `SCHEDULED` and returns the reference a run queue will hold, unless
-/// the task is queued already or has finished.
-#[inline]
-fn claim(ptr: NonNull<Header>) -> Option<Task> {
-    // SAFETY: the caller holds a reference (a waker's, a join handle's).
-    let header = unsafe { ptr.as_ref() };
-    let mut current = header.state.load(Ordering::Acquire);
-    loop {
-        if current & COMPLETE != 0 {
-            return None;
-        }
-        // Already queued: the wake is swallowed on the promise that the run
-        // still to come sees what the waker wrote before waking. A plain
-        // load would not keep it (the run's `fetch_and` could miss this
-        // thread's earlier writes); an exchange that writes the same value
-        // is a release the run's acquire reads from, or else fails because
-        // the run cleared the flag first, and then this wake queues the task.
-        let next = if current & SCHEDULED != 0 {
-            current
-        } else {
-            // The queue's reference is added in the same step as the flag.
-            (current | SCHEDULED) + REF_ONE
-        };
-        match header
-            .state
-            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) if next == current => return None,
-            Ok(_) => return Some(Task { ptr }),
-            Err(actual) => current = actual,
-        }
-    }
-}
-
-/// The driver's wakeup of a task waiting on one of its sources. If `waker`
-/// is the waker of a task whose events come from the driver at `driver`
-/// (the worker that polls it is the one that turns this driver), the task
-/// is claimed as a wake would and handed to `woken`, which queues it on that
-/// worker: no scheduler call, no thread-local lookup. Returns false, doing
-/// nothing, for any other waker.
-#[inline]
-pub(crate) fn wake_by_driver(waker: &Waker, driver: usize, woken: &mut impl FnMut(Task)) -> bool {
-    if !is_task_waker(waker) {
-        return false;
-    }
-    // SAFETY: a task waker's data is its task's header.
-    let ptr = unsafe { header_ptr(waker.data()) };
-    // SAFETY: the waker holds a reference, so the task is live.
-    let header = unsafe { ptr.as_ref() };
-    // SAFETY: as above; the vtable is the task's.
-    if unsafe { (header.vtable.driver)(ptr) } != Some(driver) {
-        return false;
-    }
-    if let Some(task) = claim(ptr) {
-        woken(task);
-    }
-    true
-}
-
-// The waker of every task: its data pointer is the task's header.
-
-static WAKER_VTABLE: RawWakerVTable =
-    RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
-
-fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
-    RawWaker::new(ptr.as_ptr().cast_const().cast(), &WAKER_VTABLE)
-}
-
-/// Whether `waker` is a task's waker, whose `wake_by_ref` only flips a flag
-/// and pushes onto a run queue (so the driver may call it under a lock).
-pub(crate) fn is_task_waker(waker: &Waker) -> bool {
-    ptr::eq(waker.vtable(), &WAKER_VTABLE)
-}
-
-/// # Safety
-///
-/// `data` is the data pointer of a task waker.
-unsafe fn header_ptr(data: *const ()) -> NonNull<Header> {
-    // SAFETY: task wakers are made from non-null header pointers only.
-    unsafe { NonNull::new_unchecked(data.cast_mut().cast::<Header>()) }
-}
-
-unsafe fn clone_waker(data: *const ()) -> RawWaker {
-    // SAFETY: std calls this with a live waker's data.
-    let ptr = unsafe { header_ptr(data) };
-    // SAFETY: the waker being cloned holds a reference.
-    add_ref(unsafe { ptr.as_ref() });
-    raw_waker(ptr)
-}
-
-unsafe fn wake_waker(data: *const ()) {
-    // SAFETY: std calls this with a live waker's data, whose reference we
-    // now own and give up at the end.
-    let ptr = unsafe { header_ptr(data) };
-    wake_header(ptr);
-    // SAFETY: the consumed waker's reference.
-    unsafe { release(ptr) };
-}
-
-unsafe fn wake_by_ref_waker(data: *const ()) {
-    // SAFETY: std calls this with a live waker's data.
-    wake_header(unsafe { header_ptr(data) });
-}
-
-unsafe fn drop_waker(data: *const ()) {
-    // SAFETY: std calls this with the data of a waker being dropped, whose
-    // reference we give up.
-    unsafe { release(header_ptr(data)) };
-}
+pub(crate) use join::Join;
+use waker::raw_waker;
+pub(crate) use waker::{is_task_waker, wake_by_driver};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -1,0 +1,145 @@
+//! Unit tests of the readiness state machine, one transition at a time.
+
+use super::*;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::task::Wake;
+
+struct CountingWaker(AtomicUsize);
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    (counter.clone(), Waker::from(counter))
+}
+
+fn wake_all(wake: &mut Vec<Waker>) {
+    wake.drain(..).for_each(Waker::wake);
+}
+
+#[test]
+fn fresh_source_is_maybe_ready_both_ways() {
+    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
+    let (_, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    assert!(matches!(
+        io.poll_ready(&mut cx, Direction::Read),
+        Poll::Ready(Ok(_))
+    ));
+    assert!(matches!(
+        io.poll_ready(&mut cx, Direction::Write),
+        Poll::Ready(Ok(_))
+    ));
+}
+
+#[test]
+fn clear_is_skipped_when_an_event_arrived_after_the_observation() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let mut wake = Vec::new();
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    let seen = io.observe(Direction::Read).unwrap().unwrap();
+    // A new edge lands while the caller's read is in flight...
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    // ...so its WouldBlock must not erase it.
+    io.clear_readiness(seen);
+    assert!(io.observe(Direction::Read).is_some());
+    let fresh = io.observe(Direction::Read).unwrap().unwrap();
+    io.clear_readiness(fresh);
+    assert!(io.observe(Direction::Read).is_none());
+}
+
+#[test]
+fn clearing_one_direction_leaves_the_other() {
+    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
+    let seen = io.observe(Direction::Read).unwrap().unwrap();
+    io.clear_readiness(seen);
+    assert!(io.observe(Direction::Read).is_none());
+    assert!(io.observe(Direction::Write).is_some());
+}
+
+#[test]
+fn closed_bits_survive_clearing() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let mut wake = Vec::new();
+    io.set_readiness(
+        Ready::READABLE | Ready::READ_CLOSED,
+        &mut wake,
+        &mut drop,
+        0,
+    );
+    let seen = io.observe(Direction::Read).unwrap().unwrap();
+    io.clear_readiness(seen);
+    let after = io.observe(Direction::Read).unwrap().unwrap();
+    assert_eq!(after.ready(), Ready::READ_CLOSED);
+}
+
+#[test]
+fn urgent_data_is_sticky_but_never_readiness_by_itself() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let mut wake = Vec::new();
+    io.set_readiness(Ready::READABLE | Ready::PRIORITY, &mut wake, &mut drop, 0);
+    let seen = io.observe(Direction::Read).unwrap().unwrap();
+    assert!(seen.ready().contains(Ready::PRIORITY));
+    io.clear_readiness(seen);
+    // Not ready: the urgent bit alone does not make a read worth trying...
+    assert!(io.observe(Direction::Read).is_none());
+    // ...but it is still there for the next edge.
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    let next = io.observe(Direction::Read).unwrap().unwrap();
+    assert!(next.ready().contains(Ready::PRIORITY));
+}
+
+#[test]
+fn reader_and_writer_are_woken_separately() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let (reads, reader) = counting();
+    let (writes, writer) = counting();
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&reader), Direction::Read)
+        .is_pending());
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&writer), Direction::Write)
+        .is_pending());
+    let mut wake = Vec::new();
+    io.set_readiness(Ready::WRITABLE, &mut wake, &mut drop, 0);
+    wake_all(&mut wake);
+    assert_eq!(reads.0.load(Ordering::SeqCst), 0);
+    assert_eq!(writes.0.load(Ordering::SeqCst), 1);
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    wake_all(&mut wake);
+    assert_eq!(reads.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_displaced_waiter_is_woken_not_dropped() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let (first, a) = counting();
+    let (_, b) = counting();
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&a), Direction::Read)
+        .is_pending());
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&b), Direction::Read)
+        .is_pending());
+    assert_eq!(first.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn shutdown_wakes_waiters_and_fails_later_polls() {
+    let io = ScheduledIo::new(Ready::EMPTY);
+    let (count, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+    let mut wake = Vec::new();
+    io.shutdown(&mut wake);
+    wake_all(&mut wake);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        io.poll_ready(&mut cx, Direction::Read),
+        Poll::Ready(Err(_))
+    ));
+}
