@@ -107,6 +107,14 @@ fn poll_join<T: Send + 'static>(
     (join.poll_join(&mut Context::from_waker(&waker)), flag)
 }
 
+/// The join error a finished task left, or a panic saying what came instead.
+fn join_error<T: Send + 'static + std::fmt::Debug>(join: &mut Join<T>) -> crate::JoinError {
+    match poll_join(join).0 {
+        Poll::Ready(Err(error)) => error,
+        other => panic!("expected a join error, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_ready_future_hands_its_output_over_and_everything_is_freed() {
     let queue = Queue::default();
@@ -224,10 +232,7 @@ fn abort_before_the_first_run_cancels_without_polling() {
     assert_eq!(queue.len(), 0, "already queued for its first run");
     assert!(task.run());
     assert_eq!(drops.count(), 1);
-    match poll_join(&mut join).0 {
-        Poll::Ready(Err(error)) => assert!(error.is_cancelled()),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert!(join_error(&mut join).is_cancelled());
 }
 
 #[test]
@@ -239,7 +244,7 @@ fn abort_of_a_parked_task_queues_it_to_be_cancelled() {
     join.abort();
     assert!(queue.pop().unwrap().run());
     assert!(join.is_finished());
-    assert!(matches!(poll_join(&mut join).0, Poll::Ready(Err(e)) if e.is_cancelled()));
+    assert!(join_error(&mut join).is_cancelled());
     // The gate still holds the task's waker; opening it is a no-op now.
     gate.open(1);
     assert_eq!(queue.len(), 0);
@@ -255,10 +260,7 @@ fn a_panic_in_poll_or_in_the_futures_drop_is_the_join_error() {
         queue.clone(),
     );
     assert!(task.run());
-    match poll_join(&mut join).0 {
-        Poll::Ready(Err(error)) => assert!(error.is_panic()),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert!(join_error(&mut join).is_panic());
 
     struct PanicOnDrop;
     impl Drop for PanicOnDrop {
@@ -275,10 +277,7 @@ fn a_panic_in_poll_or_in_the_futures_drop_is_the_join_error() {
         queue,
     );
     assert!(task.run());
-    match poll_join(&mut join).0 {
-        Poll::Ready(Err(error)) => assert!(error.is_panic()),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert!(join_error(&mut join).is_panic());
 }
 
 #[test]
@@ -302,7 +301,7 @@ fn shutdown_cancels_a_parked_task_and_wakes_its_joiner() {
     owned.shutdown();
     assert_eq!(drops.count(), 1);
     assert_eq!(joined.0.load(Ordering::SeqCst), 1);
-    assert!(matches!(poll_join(&mut join).0, Poll::Ready(Err(e)) if e.is_cancelled()));
+    assert!(join_error(&mut join).is_cancelled());
 }
 
 #[test]
