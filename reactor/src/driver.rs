@@ -2,10 +2,12 @@
 //! takes kernel events to woken tasks.
 //!
 //! A turn is: compute the poll timeout (zero if tasks are waiting to run, else
-//! the next timer deadline), `epoll_wait`, then for each event look the token
-//! up in the [`Slab`], drop it if its generation is stale, set the readiness
-//! bits and collect the wakers; fire expired timers; and only then, with no
-//! lock held, wake everything collected.
+//! the next timer deadline), `epoll_wait`, apply the registrations and
+//! deregistrations made since the last turn to the driver's own [`Table`],
+//! then for each event look the token up there (no lock), drop it if its
+//! generation is stale, set the readiness bits and queue or collect the
+//! wakers; fire expired timers; and only then, with no lock held, wake
+//! everything collected.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::ready::Ready;
 use crate::scheduled_io::ScheduledIo;
-use crate::slab::{Slab, WAKER_TOKEN};
+use crate::slab::{Change, Slab, Table, WAKER_TOKEN};
 use crate::sync;
 use crate::task::Task;
 use crate::time::{TimerQueue, TimersGuard};
@@ -26,14 +28,22 @@ use crate::time::{TimerQueue, TimersGuard};
 /// per handful (mio's own examples use 1024; tokio uses the same figure).
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
+/// Deregistrations that may wait for the driver's next turn before a
+/// sleeping driver is woken to release their state (96 bytes each).
+const RELEASE_BATCH: usize = 256;
+
 /// The part of the driver that any thread may use: registration, timers,
 /// and waking the driver out of `epoll_wait`.
 #[derive(Debug)]
 pub(crate) struct DriverHandle {
     registry: mio::Registry,
-    /// Registered sources by token. Locked once per turn by the driver and
-    /// once per register/deregister by I/O objects; never on a read or write.
+    /// Hands out tokens and records registrations and deregistrations for
+    /// the driver's [`Table`]. Locked once per register/deregister, and by
+    /// the driver only in a turn that follows one; never on a read or write.
     slab: Mutex<Slab>,
+    /// Set, under the slab lock, when the slab has changes the driver has
+    /// not applied: the driver's one look per turn when nothing changed.
+    changed: AtomicBool,
     /// Pending `Sleep` deadlines.
     timers: TimerQueue,
     /// Interrupts `epoll_wait` from another thread.
@@ -53,9 +63,8 @@ impl DriverHandle {
         &self,
         source: &mut impl mio::event::Source,
         initial: Ready,
-    ) -> io::Result<(Arc<ScheduledIo>, mio::Token)> {
-        let io = Arc::new(ScheduledIo::new(initial));
-        let token = {
+    ) -> io::Result<Arc<ScheduledIo>> {
+        let (io, token) = {
             let mut slab = self.slab();
             // Checked under the slab lock that `shutdown` drains through,
             // after setting the flag: a registration either lands before the
@@ -65,21 +74,25 @@ impl DriverHandle {
             if self.shut_down.load(Ordering::Acquire) {
                 return Err(crate::scheduled_io::shutdown_error());
             }
-            slab.insert(io.clone()).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::OutOfMemory,
-                    "reveille reactor: no registration slot left",
-                )
-            })?
+            let inserted = slab
+                .insert(|token| ScheduledIo::new(initial, token))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "reveille reactor: no registration slot left",
+                    )
+                })?;
+            self.changed.store(true, Ordering::Release);
+            inserted
         };
         // PRIORITY (EPOLLPRI) only to learn that urgent data arrived; see
         // `Ready::PRIORITY` for why a reader needs to know.
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY;
         if let Err(error) = self.registry.register(source, token, interest) {
-            self.slab().remove(token);
+            self.remove(token);
             return Err(error);
         }
-        Ok((io, token))
+        Ok(io)
     }
 
     /// Deregisters `source` and vacates its slot. Called before the fd is
@@ -94,7 +107,25 @@ impl DriverHandle {
         if !self.shut_down.load(Ordering::Acquire) {
             let _ = self.registry.deregister(source);
         }
-        self.slab().remove(token);
+        self.remove(token);
+    }
+
+    /// Vacates `token`'s slot. The source's state stays in the driver's
+    /// table until its next turn; if removals pile up while it sleeps (a
+    /// thread closing many sockets on a quiet runtime), it is woken to
+    /// release them.
+    fn remove(&self, token: mio::Token) {
+        let pending = {
+            let mut slab = self.slab();
+            if !slab.remove(token) {
+                return;
+            }
+            self.changed.store(true, Ordering::Release);
+            slab.pending()
+        };
+        if pending >= RELEASE_BATCH {
+            self.unpark();
+        }
     }
 
     /// Wakes the driver if it is blocked (or about to block) in `epoll_wait`.
@@ -202,6 +233,12 @@ pub(crate) struct Driver {
     /// Wakers collected during a turn, run after every lock is released. Kept
     /// between turns so that waking allocates nothing in steady state.
     wake: Vec<Waker>,
+    /// The registered sources, as of the last changes applied.
+    table: Table,
+    /// The slab's changes while they are applied; kept for its capacity.
+    changes: Vec<Change>,
+    /// The events of a turn whose tokens the table did not know.
+    missed: Vec<(mio::Token, Ready)>,
     handle: Arc<DriverHandle>,
 }
 
@@ -212,6 +249,7 @@ impl Driver {
         let handle = Arc::new(DriverHandle {
             registry: poll.registry().try_clone()?,
             slab: Mutex::new(Slab::default()),
+            changed: AtomicBool::new(false),
             timers: TimerQueue::default(),
             waker,
             parked: ParkFlag::new(),
@@ -221,6 +259,9 @@ impl Driver {
             poll,
             events: mio::Events::with_capacity(event_capacity.max(1)),
             wake: Vec::new(),
+            table: Table::default(),
+            changes: Vec::new(),
+            missed: Vec::new(),
             handle,
         })
     }
@@ -267,20 +308,30 @@ impl Driver {
             Err(error) => return Err(error),
         }
 
+        // Every source registered before its event was queued is in the
+        // slab's changes by now: apply them (and release the deregistered
+        // ones). The events whose tokens still miss are retried after
+        // applying them once more, so that even a flag seen late (its store
+        // and this load are ordered only through the kernel) drops no event
+        // of a live source.
+        let synced = self.handle.changed.load(Ordering::Acquire);
+        if synced {
+            self.sync();
+        }
         if !self.events.is_empty() {
             let driver = self.handle.id();
-            let slab = self.handle.slab();
             for event in &self.events {
                 if event.token() == WAKER_TOKEN {
                     continue;
                 }
-                // None: the source deregistered after the kernel queued this
-                // event, possibly earlier in this very batch. Its fd may
-                // already belong to someone else; the event is dropped.
-                if let Some(io) = slab.get(event.token()) {
-                    let ready = Ready::from_event(event);
-                    io.set_readiness(ready, &mut self.wake, &mut woken, driver);
+                let ready = Ready::from_event(event);
+                match self.table.get(event.token()) {
+                    Some(io) => io.set_readiness(ready, &mut self.wake, &mut woken, driver),
+                    None => self.missed.push((event.token(), ready)),
                 }
+            }
+            if !self.missed.is_empty() {
+                self.retry_missed(synced, &mut woken);
             }
         }
         if self.handle.timers.is_armed() {
@@ -294,12 +345,52 @@ impl Driver {
     /// alive, waking its waiters so that none sleeps forever.
     pub(crate) fn shutdown(&mut self) {
         self.handle.shut_down.store(true, Ordering::Release);
-        let live: Vec<_> = self.handle.slab().drain().collect();
+        {
+            let mut slab = self.handle.slab();
+            slab.close();
+            slab.take_changes(&mut self.changes);
+        }
+        self.table.apply(&mut self.changes);
+        let live: Vec<_> = self.table.drain().collect();
         for io in live {
             io.shutdown(&mut self.wake);
         }
         self.handle.timers().fire_all(&mut self.wake);
         self.wake_all();
+    }
+
+    /// Delivers the events whose tokens missed the table, after applying
+    /// the slab's changes if this turn has not yet. A token that misses
+    /// again is a stale event: the source deregistered after the kernel
+    /// queued it (possibly earlier in this very batch), and its fd may
+    /// already belong to someone else; the event is dropped.
+    #[cold]
+    #[inline(never)]
+    fn retry_missed(&mut self, synced: bool, woken: &mut impl FnMut(Task)) {
+        if !synced {
+            self.sync();
+        }
+        let driver = self.handle.id();
+        for (token, ready) in self.missed.drain(..) {
+            if let Some(io) = self.table.get(token) {
+                io.set_readiness(ready, &mut self.wake, woken, driver);
+            }
+        }
+    }
+
+    /// Applies the slab's pending changes to the table. The removed sources
+    /// drop after the slab lock is released: their wakers' destructors may
+    /// deregister other sources. Out of line: most turns have nothing to
+    /// apply.
+    #[cold]
+    #[inline(never)]
+    fn sync(&mut self) {
+        {
+            let mut slab = self.handle.slab();
+            self.handle.changed.store(false, Ordering::Relaxed);
+            slab.take_changes(&mut self.changes);
+        }
+        self.table.apply(&mut self.changes);
     }
 
     /// Runs the wakers collected in this turn. Last collected runs first:
@@ -314,3 +405,6 @@ impl Driver {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests;

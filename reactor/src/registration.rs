@@ -13,8 +13,8 @@ use crate::scheduled_io::ScheduledIo;
 
 pub(crate) struct Registration {
     driver: Arc<DriverHandle>,
+    /// Also holds the token, which only deregistering needs.
     io: Arc<ScheduledIo>,
-    token: mio::Token,
 }
 
 impl Registration {
@@ -41,8 +41,8 @@ impl Registration {
         source: &mut impl mio::event::Source,
         initial: Ready,
     ) -> io::Result<Registration> {
-        let (io, token) = driver.register(source, initial)?;
-        Ok(Registration { driver, io, token })
+        let io = driver.register(source, initial)?;
+        Ok(Registration { driver, io })
     }
 
     #[inline]
@@ -76,14 +76,14 @@ impl Registration {
 
     /// Must run before `source` is closed: see [`DriverHandle::deregister`].
     pub(crate) fn deregister(&self, source: &mut impl mio::event::Source) {
-        self.driver.deregister(source, self.token);
+        self.driver.deregister(source, self.io.token());
     }
 }
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
-            .field("token", &self.token)
+            .field("token", &self.io.token())
             .field("io", &self.io)
             .finish()
     }

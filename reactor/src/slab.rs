@@ -1,11 +1,26 @@
-//! The registration set: slots for registered sources, addressed by tokens
-//! that carry a generation.
+//! The registration set: tokens handed out to registering threads, and the
+//! driver's own table that turns the tokens of its events back into sources
+//! without taking a lock.
 //!
-//! A token is `generation << 32 | index`. When a source deregisters, its slot's
-//! generation moves on before the slot is reused. An event still in flight for
-//! the old source (epoll may have queued it before the fd was closed, and the
-//! kernel reuses fd numbers at once) carries the old generation and finds no
-//! match, so it can never wake the slot's new owner.
+//! A token is `generation << 32 | index`. When a source deregisters, its
+//! slot's generation moves on before the slot is reused. An event still in
+//! flight for the old source (epoll may have queued it before the fd was
+//! closed, and the kernel reuses fd numbers at once) carries the old
+//! generation and finds no match, so it can never wake the slot's new owner.
+//!
+//! Two halves, because registering happens on any thread and resolving
+//! events on the driver's, once per event:
+//!
+//! * [`Slab`], behind the driver handle's mutex, hands out indices and
+//!   generations, and records each insert and removal as a [`Change`];
+//! * [`Table`], owned by the driver, applies those changes when it next
+//!   looks (`Driver::turn`), and resolves tokens with no lock at all.
+//!
+//! The driver applies pending changes before it resolves a batch, and again
+//! if a token misses, so that no event of a live source is ever dropped
+//! (edge-triggered, a dropped event is a lost wakeup); a miss that persists
+//! is a stale event. A removed source's state lives on in the table until
+//! the driver applies the removal, which is harmless: nothing waits on it.
 
 use std::sync::Arc;
 
@@ -21,46 +36,140 @@ compile_error!(
 /// which [`Slab::insert`] never hands out.
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
+/// The shared half: which indices are taken, each slot's generation, and
+/// the changes the driver's [`Table`] has not applied yet.
 #[derive(Debug, Default)]
 pub(crate) struct Slab {
-    entries: Vec<Entry>,
-    /// Indices of empty entries, reused last-in first-out so that a busy
+    generations: Vec<u32>,
+    /// Indices of empty slots, reused last-in first-out so that a busy
     /// server keeps touching the same few cache lines.
     free: Vec<u32>,
+    pending: Vec<Change>,
+    /// Set at shutdown: the table was drained for good, so a removal has
+    /// nothing left to undo.
+    closed: bool,
 }
 
+/// One insert or removal, in the order the [`Slab`] made them.
 #[derive(Debug)]
+pub(crate) enum Change {
+    Insert {
+        index: u32,
+        generation: u32,
+        io: Arc<ScheduledIo>,
+    },
+    Remove {
+        index: u32,
+    },
+}
+
+impl Slab {
+    /// Takes a slot for the source that `make` builds from its token, and
+    /// returns both, or `None` if there is no index left (four billion live
+    /// registrations).
+    pub(crate) fn insert(
+        &mut self,
+        make: impl FnOnce(mio::Token) -> ScheduledIo,
+    ) -> Option<(Arc<ScheduledIo>, mio::Token)> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.generations.len()).ok()?;
+                if index == u32::MAX {
+                    return None;
+                }
+                self.generations.push(0);
+                index
+            }
+        };
+        let generation = self.generations[index as usize];
+        let token = token(index, generation);
+        let io = Arc::new(make(token));
+        self.pending.push(Change::Insert {
+            index,
+            generation,
+            io: io.clone(),
+        });
+        Some((io, token))
+    }
+
+    /// Vacates the slot of `token` and moves its generation on. Returns
+    /// false if the token was already stale, or the slab closed.
+    pub(crate) fn remove(&mut self, token: mio::Token) -> bool {
+        let (index, generation) = split(token);
+        if self.closed || self.generations.get(index as usize) != Some(&generation) {
+            return false;
+        }
+        self.generations[index as usize] = generation.wrapping_add(1);
+        self.free.push(index);
+        self.pending.push(Change::Remove { index });
+        true
+    }
+
+    /// How many changes wait for the driver.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Moves the changes made so far into `into`, which must be empty (the
+    /// driver's reused buffer, so that a busy turn allocates nothing).
+    pub(crate) fn take_changes(&mut self, into: &mut Vec<Change>) {
+        debug_assert!(into.is_empty(), "changes left unapplied");
+        std::mem::swap(&mut self.pending, into);
+    }
+
+    /// No registration is resolved any more (shutdown): later removals are
+    /// no-ops.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+}
+
+/// The driver's half: the live sources by index, with their generations.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Default)]
 struct Entry {
-    /// Bumped each time the entry is vacated; part of every token for it.
     generation: u32,
     io: Option<Arc<ScheduledIo>>,
 }
 
-impl Slab {
-    /// Stores `io` and returns the token to register it under, or `None` if
-    /// there is no index left (four billion live registrations).
-    pub(crate) fn insert(&mut self, io: Arc<ScheduledIo>) -> Option<mio::Token> {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                let index = u32::try_from(self.entries.len()).ok()?;
-                if index == u32::MAX {
-                    return None;
+impl Table {
+    /// Applies `changes` in order and leaves the vector empty. The sources
+    /// removed are dropped here, so the caller must hold no lock that their
+    /// destructors (a waker's, a task's) could take.
+    pub(crate) fn apply(&mut self, changes: &mut Vec<Change>) {
+        for change in changes.drain(..) {
+            match change {
+                Change::Insert {
+                    index,
+                    generation,
+                    io,
+                } => {
+                    let index = index as usize;
+                    if index >= self.entries.len() {
+                        self.entries.resize_with(index + 1, Entry::default);
+                    }
+                    self.entries[index] = Entry {
+                        generation,
+                        io: Some(io),
+                    };
                 }
-                self.entries.push(Entry {
-                    generation: 0,
-                    io: None,
-                });
-                index
+                Change::Remove { index } => {
+                    if let Some(entry) = self.entries.get_mut(index as usize) {
+                        entry.io = None;
+                    }
+                }
             }
-        };
-        let entry = &mut self.entries[index as usize];
-        debug_assert!(entry.io.is_none(), "free list names an occupied slot");
-        entry.io = Some(io);
-        Some(token(index, entry.generation))
+        }
     }
 
-    /// The source registered under `token`, unless it has since deregistered.
+    /// The source registered under `token`, as far as the changes applied so
+    /// far say.
+    #[inline]
     pub(crate) fn get(&self, token: mio::Token) -> Option<&Arc<ScheduledIo>> {
         let (index, generation) = split(token);
         let entry = self.entries.get(index as usize)?;
@@ -70,23 +179,8 @@ impl Slab {
         entry.io.as_ref()
     }
 
-    /// Vacates the slot of `token` and moves its generation on. Returns the
-    /// source, or `None` if the token was already stale.
-    pub(crate) fn remove(&mut self, token: mio::Token) -> Option<Arc<ScheduledIo>> {
-        let (index, generation) = split(token);
-        let entry = self.entries.get_mut(index as usize)?;
-        if entry.generation != generation {
-            return None;
-        }
-        let io = entry.io.take()?;
-        entry.generation = entry.generation.wrapping_add(1);
-        self.free.push(index);
-        Some(io)
-    }
-
     /// Every live source, for shutdown.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Arc<ScheduledIo>> + '_ {
-        self.free.clear();
         self.entries.drain(..).filter_map(|entry| entry.io)
     }
 }
@@ -104,30 +198,93 @@ mod tests {
     use super::*;
     use crate::ready::Ready;
 
-    fn io() -> Arc<ScheduledIo> {
-        Arc::new(ScheduledIo::new(Ready::EMPTY))
+    fn insert(slab: &mut Slab) -> mio::Token {
+        slab.insert(|token| ScheduledIo::new(Ready::EMPTY, token))
+            .unwrap()
+            .1
+    }
+
+    /// The table as the driver would see it after its next look.
+    fn synced(slab: &mut Slab, table: &mut Table) {
+        let mut changes = Vec::new();
+        slab.take_changes(&mut changes);
+        table.apply(&mut changes);
+        assert!(changes.is_empty());
     }
 
     #[test]
     fn stale_token_does_not_reach_the_new_owner() {
         let mut slab = Slab::default();
-        let old = slab.insert(io()).unwrap();
-        assert!(slab.remove(old).is_some());
-        let new = slab.insert(io()).unwrap();
+        let mut table = Table::default();
+        let old = insert(&mut slab);
+        synced(&mut slab, &mut table);
+        assert!(table.get(old).is_some());
+        assert!(slab.remove(old));
+        let new = insert(&mut slab);
         // Same slot, different generation.
         assert_eq!(split(old).0, split(new).0);
         assert_ne!(old, new);
-        assert!(slab.get(old).is_none());
-        assert!(slab.get(new).is_some());
-        assert!(slab.remove(old).is_none());
+        synced(&mut slab, &mut table);
+        assert!(table.get(old).is_none());
+        assert!(table.get(new).is_some());
+        assert!(!slab.remove(old));
+    }
+
+    #[test]
+    fn a_source_resolves_only_after_the_driver_applies_its_insert() {
+        let mut slab = Slab::default();
+        let mut table = Table::default();
+        let token = insert(&mut slab);
+        assert!(table.get(token).is_none());
+        assert_eq!(slab.pending(), 1);
+        synced(&mut slab, &mut table);
+        assert_eq!(slab.pending(), 0);
+        let io = table.get(token).expect("applied");
+        assert_eq!(io.token(), token);
+    }
+
+    #[test]
+    fn an_insert_and_removal_between_two_looks_leave_nothing() {
+        let mut slab = Slab::default();
+        let mut table = Table::default();
+        let token = insert(&mut slab);
+        assert!(slab.remove(token));
+        synced(&mut slab, &mut table);
+        assert!(table.get(token).is_none());
+        assert_eq!(table.drain().count(), 0);
+    }
+
+    #[test]
+    fn a_removal_frees_the_source_once_applied() {
+        let mut slab = Slab::default();
+        let mut table = Table::default();
+        let (io, token) = slab
+            .insert(|token| ScheduledIo::new(Ready::EMPTY, token))
+            .unwrap();
+        synced(&mut slab, &mut table);
+        assert_eq!(Arc::strong_count(&io), 2);
+        assert!(slab.remove(token));
+        assert_eq!(Arc::strong_count(&io), 2, "until the driver looks");
+        synced(&mut slab, &mut table);
+        assert_eq!(Arc::strong_count(&io), 1);
+    }
+
+    #[test]
+    fn removals_after_close_do_nothing() {
+        let mut slab = Slab::default();
+        let token = insert(&mut slab);
+        slab.close();
+        assert!(!slab.remove(token));
     }
 
     #[test]
     fn waker_token_is_never_handed_out() {
         let mut slab = Slab::default();
+        let mut table = Table::default();
         for _ in 0..1000 {
-            assert_ne!(slab.insert(io()), Some(WAKER_TOKEN));
+            assert_ne!(insert(&mut slab), WAKER_TOKEN);
         }
-        assert!(slab.get(WAKER_TOKEN).is_none());
+        synced(&mut slab, &mut table);
+        assert!(table.get(WAKER_TOKEN).is_none());
     }
 }

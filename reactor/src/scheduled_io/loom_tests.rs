@@ -43,7 +43,10 @@ fn bits(io: &ScheduledIo) -> Ready {
 #[test]
 fn loom_event_racing_poll_and_clear_is_never_lost() {
     check(|| {
-        let io = Arc::new(ScheduledIo::new(Ready::READABLE | Ready::WRITABLE));
+        let io = Arc::new(ScheduledIo::new(
+            Ready::READABLE | Ready::WRITABLE,
+            mio::Token(0),
+        ));
         let driver = {
             let io = io.clone();
             thread::spawn(move || deliver(&io, Ready::READABLE))
@@ -86,7 +89,7 @@ fn loom_event_racing_poll_and_clear_is_never_lost() {
 #[test]
 fn loom_clear_never_erases_a_later_edge() {
     check(|| {
-        let io = Arc::new(ScheduledIo::new(Ready::READABLE));
+        let io = Arc::new(ScheduledIo::new(Ready::READABLE, mio::Token(0)));
         let driver = {
             let io = io.clone();
             thread::spawn(move || {
@@ -130,7 +133,7 @@ fn loom_clear_never_erases_a_later_edge() {
 #[test]
 fn loom_shutdown_racing_park_wakes_and_fails_the_waiters() {
     check(|| {
-        let io = Arc::new(ScheduledIo::new(Ready::EMPTY));
+        let io = Arc::new(ScheduledIo::new(Ready::EMPTY, mio::Token(0)));
         let driver = {
             let io = io.clone();
             thread::spawn(move || {
@@ -170,7 +173,7 @@ fn loom_shutdown_racing_park_wakes_and_fails_the_waiters() {
 /// A task parked once (so its waker is in the slot, and stays there after
 /// the wakeup), woken, then parked again: set up on one thread.
 fn parked_task_woken_once() -> (Arc<ScheduledIo>, std::sync::Arc<CountingWaker>, Waker) {
-    let io = Arc::new(ScheduledIo::new(Ready::READABLE));
+    let io = Arc::new(ScheduledIo::new(Ready::READABLE, mio::Token(0)));
     let (counter, _) = CountingWaker::new();
     let waker = task_like(counter.clone());
     let Poll::Ready(Ok(seen)) = poll(&io, &waker, Direction::Read) else {

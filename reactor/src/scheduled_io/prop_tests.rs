@@ -182,7 +182,7 @@ impl Real {
             })
             .collect();
         Real {
-            io: ScheduledIo::new(Ready::READABLE | Ready::WRITABLE),
+            io: ScheduledIo::new(Ready::READABLE | Ready::WRITABLE, mio::Token(0)),
             counters,
             wakers,
         }

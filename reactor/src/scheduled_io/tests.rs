@@ -23,7 +23,7 @@ fn wake_all(wake: &mut Vec<Waker>) {
 
 #[test]
 fn fresh_source_is_maybe_ready_both_ways() {
-    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
+    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE, mio::Token(0));
     let (_, waker) = counting();
     let mut cx = Context::from_waker(&waker);
     assert!(matches!(
@@ -38,7 +38,7 @@ fn fresh_source_is_maybe_ready_both_ways() {
 
 #[test]
 fn clear_is_skipped_when_an_event_arrived_after_the_observation() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let mut wake = Vec::new();
     io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
     let seen = io.observe(Direction::Read).unwrap().unwrap();
@@ -54,7 +54,7 @@ fn clear_is_skipped_when_an_event_arrived_after_the_observation() {
 
 #[test]
 fn clearing_one_direction_leaves_the_other() {
-    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE);
+    let io = ScheduledIo::new(Ready::READABLE | Ready::WRITABLE, mio::Token(0));
     let seen = io.observe(Direction::Read).unwrap().unwrap();
     io.clear_readiness(seen);
     assert!(io.observe(Direction::Read).is_none());
@@ -63,7 +63,7 @@ fn clearing_one_direction_leaves_the_other() {
 
 #[test]
 fn closed_bits_survive_clearing() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let mut wake = Vec::new();
     io.set_readiness(
         Ready::READABLE | Ready::READ_CLOSED,
@@ -79,7 +79,7 @@ fn closed_bits_survive_clearing() {
 
 #[test]
 fn urgent_data_is_sticky_but_never_readiness_by_itself() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let mut wake = Vec::new();
     io.set_readiness(Ready::READABLE | Ready::PRIORITY, &mut wake, &mut drop, 0);
     let seen = io.observe(Direction::Read).unwrap().unwrap();
@@ -95,7 +95,7 @@ fn urgent_data_is_sticky_but_never_readiness_by_itself() {
 
 #[test]
 fn reader_and_writer_are_woken_separately() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let (reads, reader) = counting();
     let (writes, writer) = counting();
     assert!(io
@@ -116,7 +116,7 @@ fn reader_and_writer_are_woken_separately() {
 
 #[test]
 fn a_displaced_waiter_is_woken_not_dropped() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let (first, a) = counting();
     let (_, b) = counting();
     assert!(io
@@ -130,7 +130,7 @@ fn a_displaced_waiter_is_woken_not_dropped() {
 
 #[test]
 fn shutdown_wakes_waiters_and_fails_later_polls() {
-    let io = ScheduledIo::new(Ready::EMPTY);
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let (count, waker) = counting();
     let mut cx = Context::from_waker(&waker);
     assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
