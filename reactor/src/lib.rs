@@ -28,6 +28,7 @@ mod io;
 mod join;
 mod ready;
 mod registration;
+mod run_queue;
 mod runtime;
 mod scheduled_io;
 mod scheduler;

@@ -180,7 +180,7 @@ fn owner_of(waker: &Waker) -> usize {
 /// it onto a run queue. A foreign waker may run its task inline, which could
 /// park on this very source and deadlock on the lock; that is why those wait
 /// for `wake`, and leave the slot.
-#[inline]
+#[inline(always)]
 fn wake_slot(
     slot: &mut Option<Waker>,
     wake: &mut Vec<Waker>,

@@ -2,11 +2,11 @@
 //! injection queue through which other threads hand it wakeups and new tasks.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::driver::DriverHandle;
+use crate::run_queue::RunQueue;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::task::raw::Schedule;
 use crate::task::{OwnedTasks, Task};
@@ -177,40 +177,34 @@ impl Runnable {
 }
 
 /// The part of a runtime that lives on its worker thread: the tasks it owns
-/// and the local run queue. `RefCell`s, not locks: only the worker touches
-/// them.
+/// and the local run queue. Cells, not locks: only the worker touches them.
 #[derive(Default)]
 pub(crate) struct Local {
     pub(crate) owned: RefCell<OwnedTasks>,
-    queue: RefCell<VecDeque<Runnable>>,
+    queue: RunQueue<Runnable>,
 }
 
 impl Local {
     #[inline]
     pub(crate) fn schedule(&self, runnable: Runnable) {
-        self.queue.borrow_mut().push_back(runnable);
+        self.queue.push(runnable);
     }
 
     #[inline]
     pub(crate) fn next(&self) -> Option<Runnable> {
-        self.queue.borrow_mut().pop_front()
+        self.queue.pop()
     }
 
     /// Moves what has `key`, if queued, behind everything else queued: a task
     /// that yielded for want of budget waits for the tasks the reactor just
     /// woke.
     pub(crate) fn move_to_back(&self, key: usize) {
-        let mut queue = self.queue.borrow_mut();
-        if let Some(at) = queue.iter().rposition(|queued| queued.key() == key) {
-            if let Some(runnable) = queue.remove(at) {
-                queue.push_back(runnable);
-            }
-        }
+        self.queue.move_to_back(|queued| queued.key() == key);
     }
 
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.queue.borrow().is_empty()
+        self.queue.is_empty()
     }
 
     /// Takes ownership of a new task and queues its first run (`task` is the
@@ -237,7 +231,7 @@ impl fmt::Debug for Local {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Local")
             .field("tasks", &self.owned.borrow().len())
-            .field("queued", &self.queue.borrow().len())
+            .field("queued", &self.queue.len())
             .finish()
     }
 }
