@@ -16,9 +16,9 @@
 //!   does one verified round trip on each, then holds them.
 //!
 //! Timing: `--warmup` seconds uncounted, then `--duration` seconds counted;
-//! the line `warm` on stdout marks the start of the counted window. With
-//! `--messages M` instead, exactly M messages are sent in all (no warm-up),
-//! which is what instruction counting needs. After printing its `result`
+//! the lines `warm` and `stop` on stdout mark the start and the end of the
+//! counted window. With `--messages M` instead, exactly M messages are sent
+//! in all (no warm-up), which is what instruction counting needs. After printing its `result`
 //! line, the generator waits for a line on stdin (so that the runner can
 //! read the server's counters while the connections are still open), unless
 //! `--no-wait`.
@@ -251,6 +251,8 @@ fn drive(options: &Options) -> Report {
             if !stopping && now >= end {
                 stopping = true;
                 window_end = Some(now);
+                println!("stop");
+                let _ = io::stdout().flush();
             }
         }
         let all_done = connections.iter().all(|c| c.received == c.target);

@@ -118,7 +118,7 @@ fn count(names: &[String]) {
     {
         for workload in &MESSAGE_WORKLOADS {
             let instructions = instructions_per_message(*server, workload, 20_000);
-            let syscalls = syscalls_per_message(*server, workload, 50_000);
+            let syscalls = syscalls_per_message(*server, workload);
             let breakdown: Vec<String> = syscalls
                 .by_name
                 .iter()
@@ -279,7 +279,7 @@ fn run(options: &Options) -> Results {
         for (w, workload) in MESSAGE_WORKLOADS.iter().enumerate() {
             for (s, server) in SERVERS.iter().enumerate() {
                 eprintln!("syscalls: {} on {}", workload.name, server.name);
-                results.syscalls[w][s] = Some(syscalls_per_message(*server, workload, 50_000));
+                results.syscalls[w][s] = Some(syscalls_per_message(*server, workload));
             }
         }
     } else {

@@ -78,22 +78,101 @@ pub struct Syscalls {
     pub by_name: Vec<(String, f64)>,
 }
 
-/// Counts the server's syscalls with `perf stat` as in
-/// [`instructions_per_message`]: a run of `2m` messages minus a run of `m`,
-/// divided by `m`. Counting whole runs of a known message count, rather than
-/// attaching to a timed window, leaves no skew between what was counted and
-/// what it is divided by.
-pub fn syscalls_per_message(server: ServerKind, workload: &Workload, m: u64) -> Syscalls {
-    let once = syscall_counts(server, workload, m);
-    let twice = syscall_counts(server, workload, 2 * m);
+/// Counts the server's syscalls with `perf stat`, in the steady state of a
+/// timed run: counting starts (`perf stat --control`) when the load
+/// generator says `warm` and stops when it says `stop`, and the counts are
+/// divided by the messages it echoed in between. Three such windows, each
+/// in a fresh server; the one with the median total is reported, with its
+/// breakdown.
+///
+/// Why windows, not a run of `2m` messages minus a run of `m` as for
+/// instructions: how often a server finds nothing ready and calls
+/// `epoll_wait` changes from run to run with how the two processes happen
+/// to interleave, so the difference of two runs carried that noise twice,
+/// and at 64 connections it came out anywhere from below the two syscalls
+/// (one read, one write) that every message needs to a third above. The
+/// window's edges are skewed by the time the runner takes to pass a line
+/// on (tens of microseconds against a window of a second), at both ends
+/// alike.
+pub fn syscalls_per_message(server: ServerKind, workload: &Workload) -> Syscalls {
+    let timing = Timing::Timed {
+        warmup: 0.3,
+        duration: 1.0,
+    };
+    let mut windows: Vec<Syscalls> = (0..3)
+        .map(|_| syscall_window(server, workload, timing))
+        .collect();
+    windows.sort_by(|a, b| a.per_message.total_cmp(&b.per_message));
+    windows.swap_remove(1)
+}
+
+/// One steady-state window of [`syscalls_per_message`].
+fn syscall_window(server: ServerKind, workload: &Workload, timing: Timing) -> Syscalls {
+    let mut events = vec!["raw_syscalls:sys_enter".to_owned()];
+    events.extend(
+        NAMED_SYSCALLS
+            .iter()
+            .map(|s| format!("syscalls:sys_enter_{s}")),
+    );
+    let events = events.join(",");
+    let dir = std::env::temp_dir().join(format!("reveille-perf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("perf scratch directory");
+    let out = dir.join("counts.csv");
+    let control = PerfControl::new(&dir);
+    let control_arg = format!(
+        "fifo:{},{}",
+        control.ctl_path.display(),
+        control.ack_path.display()
+    );
+    let out_arg = out.to_string_lossy().into_owned();
+    let connections = workload.connections.to_string();
+    let mut server = Server::start(
+        server.binary,
+        &[
+            "perf",
+            "stat",
+            "-x",
+            ",",
+            "-o",
+            &out_arg,
+            "-e",
+            &events,
+            "--delay=-1",
+            "--control",
+            &control_arg,
+            "--",
+        ],
+        &["--exit-after", &connections],
+    );
+    let mut control = control;
+    let mut load = Loadgen::start(server.addr, &workload.args(timing));
+    load.expect_line("warm");
+    control.send("enable");
+    load.expect_line("stop");
+    control.send("disable");
+    let result = load.expect_line("result");
+    load.finish();
+    let status = server.child.wait().expect("wait for server");
+    assert!(status.success(), "server under perf failed: {status}");
+    let text = std::fs::read_to_string(&out).expect("perf output");
+    let _ = std::fs::remove_dir_all(&dir);
+    let messages = field(&result, "messages").max(1.0);
+    // CSV lines: count,unit,event,...
+    let counts: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split(',');
+            let count = parts.next()?.trim().parse::<f64>().ok()?;
+            let event = parts.nth(1)?.to_owned();
+            Some((event, count))
+        })
+        .collect();
     let per = |event: &str| {
-        let get = |counts: &[(String, f64)]| {
-            counts
-                .iter()
-                .find(|(e, _)| e == event)
-                .map_or(0.0, |(_, n)| *n)
-        };
-        ((get(&twice) - get(&once)) / m as f64).max(0.0)
+        counts
+            .iter()
+            .find(|(e, _)| e == event)
+            .map_or(0.0, |(_, n)| *n / messages)
     };
     Syscalls {
         per_message: per("raw_syscalls:sys_enter"),
@@ -105,41 +184,53 @@ pub fn syscalls_per_message(server: ServerKind, workload: &Workload, m: u64) -> 
     }
 }
 
-/// Event counts of one server process that echoes `messages` messages and
-/// exits, run under `perf stat`.
-fn syscall_counts(server: ServerKind, workload: &Workload, messages: u64) -> Vec<(String, f64)> {
-    let mut events = vec!["raw_syscalls:sys_enter".to_owned()];
-    events.extend(
-        NAMED_SYSCALLS
-            .iter()
-            .map(|s| format!("syscalls:sys_enter_{s}")),
-    );
-    let events = events.join(",");
-    let out = std::env::temp_dir().join(format!("reveille-perf-{}.csv", std::process::id()));
-    let out_arg = out.to_string_lossy().into_owned();
-    let connections = workload.connections.to_string();
-    let mut server = Server::start(
-        server.binary,
-        &[
-            "perf", "stat", "-x", ",", "-o", &out_arg, "-e", &events, "--",
-        ],
-        &["--exit-after", &connections],
-    );
-    let load = Loadgen::start(server.addr, &workload.args(Timing::Counted(messages)));
-    load.finish();
-    let status = server.child.wait().expect("wait for server");
-    assert!(status.success(), "server under perf failed: {status}");
-    let text = std::fs::read_to_string(&out).expect("perf output");
-    let _ = std::fs::remove_file(&out);
-    // CSV lines: count,unit,event,...
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split(',');
-            let count = parts.next()?.trim().parse::<f64>().ok()?;
-            let event = parts.nth(1)?.to_owned();
-            Some((event, count))
-        })
-        .collect()
+/// The two FIFOs of `perf stat --control`: commands in, acknowledgements
+/// out. Both are opened read-write here before perf starts, which never
+/// blocks on a FIFO (Linux), so neither side waits for the other to open.
+struct PerfControl {
+    ctl_path: std::path::PathBuf,
+    ack_path: std::path::PathBuf,
+    ctl: std::fs::File,
+    ack: std::io::BufReader<std::fs::File>,
+}
+
+impl PerfControl {
+    fn new(dir: &std::path::Path) -> PerfControl {
+        let ctl_path = dir.join("ctl");
+        let ack_path = dir.join("ack");
+        for path in [&ctl_path, &ack_path] {
+            let status = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .expect("run mkfifo");
+            assert!(status.success(), "mkfifo {} failed", path.display());
+        }
+        let open = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+        };
+        PerfControl {
+            ctl: open(&ctl_path),
+            ack: std::io::BufReader::new(open(&ack_path)),
+            ctl_path,
+            ack_path,
+        }
+    }
+
+    /// Sends `command` and waits for perf to acknowledge it.
+    fn send(&mut self, command: &str) {
+        use std::io::{BufRead, Write};
+        writeln!(self.ctl, "{command}").expect("write perf control");
+        let mut line = String::new();
+        self.ack.read_line(&mut line).expect("read perf ack");
+        // perf writes the C string "ack\n" with its NUL, which then leads
+        // the next line.
+        let answer = line.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        assert_eq!(answer, "ack", "perf answered {command:?} with {line:?}");
+    }
 }
 
 /// Heap allocations per message in steady state, from the reveille server

@@ -235,7 +235,10 @@ impl Results {
             table(
                 &mut out,
                 "Syscalls per message",
-                "`perf stat -e raw_syscalls:sys_enter` over whole runs of 2M and of M messages; the difference divided by M.",
+                "`perf stat -e raw_syscalls:sys_enter`, counting only while the load generator's \
+                 measured window is open (`perf stat --control`), divided by the messages echoed \
+                 in it; the median of three windows, each in a fresh server, with that window's \
+                 breakdown.",
                 &syscall_rows,
                 false,
             );
