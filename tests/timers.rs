@@ -35,6 +35,31 @@ fn sub_millisecond_sleeps_are_never_early() {
     });
 }
 
+/// Waits (up to 10 s) until the thread `tid` of this process sits in
+/// `epoll_wait`, as `/proc` reports the syscall a blocked thread is in.
+/// Falls through after the bound: the reset is then seen by the driver's
+/// next look at the timers, and the test checks nothing it should not.
+fn wait_until_blocked_in_epoll(tid: libc::pid_t) {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let epoll = [
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_pwait2,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let number = text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok());
+        if number.is_some_and(|n| epoll.contains(&n)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_sleep_reset_from_another_thread_wakes_the_parked_driver() {
     // Without the wakeup the driver sleeps until `run_for`'s own deadline,
@@ -45,11 +70,8 @@ fn a_sleep_reset_from_another_thread_wakes_the_parked_driver() {
         let resetter = {
             let shared = shared.clone();
             std::thread::spawn(move || {
-                armed.recv().unwrap();
-                // Give the driver time to block in epoll_wait for the hour
-                // (nothing signals that it has; if it has not, the reset is
-                // simply seen by its next look at the timers).
-                std::thread::sleep(Duration::from_millis(50));
+                let worker = armed.recv().unwrap();
+                wait_until_blocked_in_epoll(worker);
                 let at = Instant::now() + Duration::from_millis(5);
                 shared.lock().unwrap().reset(at);
                 at
@@ -59,7 +81,8 @@ fn a_sleep_reset_from_another_thread_wakes_the_parked_driver() {
         poll_fn(|cx| {
             let polled = Pin::new(&mut *shared.lock().unwrap()).poll(cx);
             if !told {
-                ready.send(()).unwrap();
+                // SAFETY: gettid has no preconditions.
+                ready.send(unsafe { libc::gettid() }).unwrap();
                 told = true;
             }
             polled
