@@ -143,3 +143,16 @@ fn shutdown_wakes_waiters_and_fails_later_polls() {
         Poll::Ready(Err(_))
     ));
 }
+
+/// Memory per connection is one of the benchmark's goals: the state of a
+/// source, with its `Arc`'s two counts and malloc's 8-byte header, fills
+/// one 96-byte chunk. A field more would take it to the next (112).
+#[cfg(not(loom))]
+#[test]
+fn the_state_of_a_source_fits_one_96_byte_malloc_chunk() {
+    let arc_inner = std::mem::size_of::<ScheduledIo>() + 2 * std::mem::size_of::<usize>();
+    assert!(
+        arc_inner + 8 <= 96,
+        "ScheduledIo's Arc needs {arc_inner} bytes"
+    );
+}
