@@ -44,6 +44,7 @@ impl Ready {
     /// An error event (`EPOLLERR`) is reported as both readable and writable so
     /// that whichever direction is waiting retries its syscall, and the syscall
     /// returns the error itself: the reactor never invents an error of its own.
+    #[inline]
     pub(crate) fn from_event(event: &mio::event::Event) -> Ready {
         let mut ready = Ready::EMPTY;
         if event.is_readable() {
@@ -52,6 +53,20 @@ impl Ready {
         if event.is_writable() {
             ready |= Ready::WRITABLE;
         }
+        // The common event is only readable and/or writable.
+        if !(event.is_read_closed()
+            || event.is_write_closed()
+            || event.is_error()
+            || event.is_priority())
+        {
+            return ready;
+        }
+        Ready::rare_bits(event, ready)
+    }
+
+    /// The closed, error and urgent-data bits of `event`, added to `ready`.
+    #[cold]
+    fn rare_bits(event: &mio::event::Event, mut ready: Ready) -> Ready {
         if event.is_read_closed() {
             ready |= Ready::READ_CLOSED;
         }
