@@ -58,6 +58,11 @@ fn main() {
     if options.size == 0 || options.depth == 0 || options.connections == 0 {
         usage("size, depth and connections must be positive");
     }
+    // A counted run ends with its ping-pong messages; bulk has none, and
+    // would stream for ever.
+    if options.messages.is_some() && options.mode == Mode::Bulk {
+        usage("--messages counts ping-pong messages; time a bulk run with --warmup and --duration");
+    }
     loadgen::run(options);
 }
 
