@@ -29,7 +29,8 @@ use crate::time::{TimerQueue, TimersGuard};
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// Deregistrations that may wait for the driver's next turn before a
-/// sleeping driver is woken to release their state (96 bytes each).
+/// sleeping driver is woken to release their state (96 bytes each: the
+/// wakers parked there went at the deregistration).
 const RELEASE_BATCH: usize = 256;
 
 /// The part of the driver that any thread may use: registration, timers,
@@ -58,7 +59,7 @@ pub(crate) struct DriverHandle {
 
 impl DriverHandle {
     /// Registers `source` for both directions, edge-triggered, once for its
-    /// whole life, and returns its slot and token.
+    /// whole life, and returns its readiness state (which knows its token).
     pub(crate) fn register(
         &self,
         source: &mut impl mio::event::Source,
@@ -310,10 +311,10 @@ impl Driver {
 
         // Every source registered before its event was queued is in the
         // slab's changes by now: apply them (and release the deregistered
-        // ones). The events whose tokens still miss are retried after
-        // applying them once more, so that even a flag seen late (its store
-        // and this load are ordered only through the kernel) drops no event
-        // of a live source.
+        // ones). If the flag said nothing changed, the events whose tokens
+        // miss are retried after applying the changes after all, so that
+        // even a flag seen late (its store and this load are ordered only
+        // through the kernel) drops no event of a live source.
         let synced = self.handle.changed.load(Ordering::Acquire);
         if synced {
             self.sync();
@@ -360,8 +361,9 @@ impl Driver {
     }
 
     /// Delivers the events whose tokens missed the table, after applying
-    /// the slab's changes if this turn has not yet. A token that misses
-    /// again is a stale event: the source deregistered after the kernel
+    /// the slab's changes unless this turn already did (after its
+    /// `epoll_wait`, so they covered every source these events could
+    /// name). A token that misses then is a stale event: the source deregistered after the kernel
     /// queued it (possibly earlier in this very batch), and its fd may
     /// already belong to someone else; the event is dropped.
     #[cold]

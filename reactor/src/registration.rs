@@ -75,8 +75,11 @@ impl Registration {
     }
 
     /// Must run before `source` is closed: see [`DriverHandle::deregister`].
+    /// Also lets go of the wakers parked on it (see
+    /// [`ScheduledIo::release_waiters`]).
     pub(crate) fn deregister(&self, source: &mut impl mio::event::Source) {
         self.driver.deregister(source, self.io.token());
+        self.io.release_waiters();
     }
 }
 

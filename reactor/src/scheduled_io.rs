@@ -429,6 +429,38 @@ impl ScheduledIo {
         }
     }
 
+    /// Drops the waiters' wakers and disarms both directions: the source
+    /// has deregistered, and this state may outlive its I/O object in the
+    /// driver's table until the driver's next turn, where a task's waker
+    /// would keep that task's whole allocation alive. Nothing parks here any
+    /// more (the I/O object is being dropped); the versions are bumped all
+    /// the same, as for every change of a slot.
+    pub(crate) fn release_waiters(&self) {
+        let released = {
+            let mut waiters = lock(&self.waiters);
+            let mut current = self.readiness.load(Ordering::Acquire);
+            loop {
+                let next = current & !(ARMED_READ | ARMED_WRITE);
+                let next = bump_version(bump_version(next, Direction::Read), Direction::Write);
+                match self.readiness.compare_exchange_weak(
+                    current,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => current = actual,
+                }
+            }
+            for owner in &self.owners {
+                owner.store(0, Ordering::Relaxed);
+            }
+            [waiters[0].take(), waiters[1].take()]
+        };
+        // Dropped after the lock: a waker's destructor may run anything.
+        drop(released);
+    }
+
     /// Marks the source dead because its runtime shut down, and moves every
     /// waiter into `wake` so that it observes the error instead of sleeping.
     pub(crate) fn shutdown(&self, wake: &mut Vec<Waker>) {

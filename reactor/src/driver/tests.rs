@@ -15,16 +15,21 @@ impl Wake for CountingWaker {
     }
 }
 
-/// A connected pair of non-blocking TCP streams on loopback: the first
-/// registered with `driver`, the second a plain peer.
-fn registered_pair(
-    driver: &Driver,
-) -> (Arc<ScheduledIo>, mio::net::TcpStream, std::net::TcpStream) {
+/// A connected pair of TCP streams on loopback: a non-blocking one for
+/// the driver, and a plain peer.
+fn connected_pair() -> (mio::net::TcpStream, std::net::TcpStream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     accepted.set_nonblocking(true).unwrap();
-    let mut source = mio::net::TcpStream::from_std(accepted);
+    (mio::net::TcpStream::from_std(accepted), peer)
+}
+
+/// [`connected_pair`], its first stream registered with `driver`.
+fn registered_pair(
+    driver: &Driver,
+) -> (Arc<ScheduledIo>, mio::net::TcpStream, std::net::TcpStream) {
+    let (mut source, peer) = connected_pair();
     let io = driver.handle().register(&mut source, Ready::EMPTY).unwrap();
     (io, source, peer)
 }
@@ -70,17 +75,50 @@ fn an_event_is_delivered_even_if_the_driver_missed_the_changed_flag() {
     assert!(driver.missed.is_empty());
 }
 
+/// A turn that waits for nothing.
+fn look(driver: &mut Driver) {
+    driver
+        .turn(false, || false, |_| panic!("no task here"))
+        .unwrap();
+}
+
 #[test]
-fn a_deregistered_source_is_released_at_the_next_turn() {
+fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
     let mut driver = Driver::new(16).unwrap();
     let (io, mut source, _peer) = registered_pair(&driver);
-    driver
-        .turn(false, || false, |_| panic!("no task here"))
-        .unwrap();
+    look(&mut driver);
     assert_eq!(Arc::strong_count(&io), 2, "the driver's table holds it");
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&waker), Direction::Read)
+        .is_pending());
+    drop(waker);
+    assert_eq!(Arc::strong_count(&counter), 2, "the slot holds the waker");
+    // What `Registration::deregister` does when an I/O object drops.
     driver.handle().deregister(&mut source, io.token());
-    driver
-        .turn(false, || false, |_| panic!("no task here"))
-        .unwrap();
-    assert_eq!(Arc::strong_count(&io), 1, "released by the turn");
+    io.release_waiters();
+    assert_eq!(Arc::strong_count(&counter), 1, "the waker went at once");
+    look(&mut driver);
+    assert_eq!(Arc::strong_count(&io), 1, "the state went with the turn");
+}
+
+#[test]
+fn shutdown_fails_a_source_whose_registration_the_driver_never_applied() {
+    let mut driver = Driver::new(16).unwrap();
+    let (io, _source, _peer) = registered_pair(&driver);
+    // No turn since: the insert is still pending in the slab.
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+    driver.shutdown();
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the waiter was woken");
+    assert!(matches!(
+        io.poll_ready(&mut cx, Direction::Read),
+        std::task::Poll::Ready(Err(_))
+    ));
+    // And a registration after the shutdown is refused.
+    let (mut late, _peer) = connected_pair();
+    assert!(driver.handle().register(&mut late, Ready::EMPTY).is_err());
 }
