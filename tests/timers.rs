@@ -35,25 +35,28 @@ fn sub_millisecond_sleeps_are_never_early() {
     });
 }
 
-/// Waits (up to 10 s) until the thread `tid` of this process sits in
-/// `epoll_wait`, as `/proc` reports the syscall a blocked thread is in.
-/// Falls through after the bound: the reset is then seen by the driver's
-/// next look at the timers, and the test checks nothing it should not.
+/// Waits (up to 10 s) until the thread `tid` of this process sits in an
+/// `epoll_wait` with a timeout (not the zero-timeout look of a busy turn),
+/// as `/proc` reports the syscall a blocked thread is in and its
+/// arguments. Falls through after the bound: the reset is then seen by the
+/// driver's next look at the timers, and the test checks nothing it should
+/// not.
 fn wait_until_blocked_in_epoll(tid: libc::pid_t) {
     let path = format!("/proc/self/task/{tid}/syscall");
-    let epoll = [
-        libc::SYS_epoll_wait,
-        libc::SYS_epoll_pwait,
-        libc::SYS_epoll_pwait2,
-    ];
+    // mio's epoll_wait is the syscall itself on x86_64, epoll_pwait
+    // elsewhere (glibc's wrapper).
+    let mut epoll = vec![libc::SYS_epoll_pwait];
+    #[cfg(target_arch = "x86_64")]
+    epoll.push(libc::SYS_epoll_wait);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
+        // "number arg1 arg2 ...": the timeout is the fourth argument of
+        // both.
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let number = text
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<i64>().ok());
-        if number.is_some_and(|n| epoll.contains(&n)) {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let number = fields.first().and_then(|n| n.parse::<i64>().ok());
+        let waits = fields.get(4).is_some_and(|timeout| *timeout != "0x0");
+        if number.is_some_and(|n| epoll.contains(&n)) && waits {
             return;
         }
         std::thread::sleep(Duration::from_millis(1));
