@@ -157,7 +157,8 @@ fn syscall_window(server: ServerKind, workload: &Workload, timing: Timing) -> Sy
     assert!(status.success(), "server under perf failed: {status}");
     let text = std::fs::read_to_string(&out).expect("perf output");
     let _ = std::fs::remove_dir_all(&dir);
-    let messages = field(&result, "messages").max(1.0);
+    let messages = field(&result, "messages");
+    assert!(messages > 0.0, "no message echoed in the measured window");
     // CSV lines: count,unit,event,...
     let counts: Vec<(String, f64)> = text
         .lines()
@@ -205,10 +206,13 @@ impl PerfControl {
                 .expect("run mkfifo");
             assert!(status.success(), "mkfifo {} failed", path.display());
         }
+        // Non-blocking, so that `send` can bound its wait for the ack.
         let open = |path: &std::path::Path| {
+            use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
+                .custom_flags(libc::O_NONBLOCK)
                 .open(path)
                 .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
         };
@@ -220,12 +224,27 @@ impl PerfControl {
         }
     }
 
-    /// Sends `command` and waits for perf to acknowledge it.
+    /// Sends `command` and waits (up to 10 s) for perf to acknowledge it.
+    /// The runner holds both ends of each FIFO, so a perf that died would
+    /// never close them: the bound turns that into a failure, not a hang.
     fn send(&mut self, command: &str) {
         use std::io::{BufRead, Write};
         writeln!(self.ctl, "{command}").expect("write perf control");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut line = String::new();
-        self.ack.read_line(&mut line).expect("read perf ack");
+        loop {
+            match self.ack.read_line(&mut line) {
+                Ok(_) if line.ends_with('\n') => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => panic!("read perf ack: {error}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "perf did not acknowledge {command:?} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         // perf writes the C string "ack\n" with its NUL, which then leads
         // the next line.
         let answer = line.trim_matches(|c: char| c == '\0' || c.is_whitespace());
