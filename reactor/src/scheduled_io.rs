@@ -438,20 +438,17 @@ impl ScheduledIo {
     pub(crate) fn release_waiters(&self) {
         let released = {
             let mut waiters = lock(&self.waiters);
-            let mut current = self.readiness.load(Ordering::Acquire);
-            loop {
+            let disarm = |current: u64| {
                 let next = current & !(ARMED_READ | ARMED_WRITE);
-                let next = bump_version(bump_version(next, Direction::Read), Direction::Write);
-                match self.readiness.compare_exchange_weak(
-                    current,
-                    next,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => current = actual,
-                }
-            }
+                Some(bump_version(
+                    bump_version(next, Direction::Read),
+                    Direction::Write,
+                ))
+            };
+            // Never fails: `disarm` always returns a value.
+            let _ = self
+                .readiness
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, disarm);
             for owner in &self.owners {
                 owner.store(0, Ordering::Relaxed);
             }
