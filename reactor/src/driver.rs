@@ -311,12 +311,11 @@ impl Driver {
 
         // Every source registered before its event was queued is in the
         // slab's changes by now: apply them (and release the deregistered
-        // ones). If the flag said nothing changed, the events whose tokens
-        // miss are retried after applying the changes after all, so that
-        // even a flag seen late (its store and this load are ordered only
-        // through the kernel) drops no event of a live source.
-        let synced = self.handle.changed.load(Ordering::Acquire);
-        if synced {
+        // ones). The events whose tokens miss are retried after applying
+        // the changes once more, so that even a flag seen late (its store
+        // and this load are ordered only through the kernel) drops no event
+        // of a live source.
+        if self.handle.changed.load(Ordering::Acquire) {
             self.sync();
         }
         if !self.events.is_empty() {
@@ -332,7 +331,7 @@ impl Driver {
                 }
             }
             if !self.missed.is_empty() {
-                self.retry_missed(synced, &mut woken);
+                self.retry_missed(&mut woken);
             }
         }
         if self.handle.timers.is_armed() {
@@ -361,17 +360,15 @@ impl Driver {
     }
 
     /// Delivers the events whose tokens missed the table, after applying
-    /// the slab's changes unless this turn already did (after its
-    /// `epoll_wait`, so they covered every source these events could
-    /// name). A token that misses then is a stale event: the source deregistered after the kernel
+    /// the slab's changes (again, if the turn already did: misses are rare,
+    /// and one more look at the slab keeps the argument simple). A token
+    /// that misses then is a stale event: the source deregistered after the kernel
     /// queued it (possibly earlier in this very batch), and its fd may
     /// already belong to someone else; the event is dropped.
     #[cold]
     #[inline(never)]
-    fn retry_missed(&mut self, synced: bool, woken: &mut impl FnMut(Task)) {
-        if !synced {
-            self.sync();
-        }
+    fn retry_missed(&mut self, woken: &mut impl FnMut(Task)) {
+        self.sync();
         let driver = self.handle.id();
         for (token, ready) in self.missed.drain(..) {
             if let Some(io) = self.table.get(token) {

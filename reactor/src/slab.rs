@@ -17,9 +17,9 @@
 //!   looks (`Driver::turn`), and resolves tokens with no lock at all.
 //!
 //! The driver applies pending changes before it resolves a batch if a flag
-//! says there are any, and otherwise once a token misses, so that no event
-//! of a live source is ever dropped (edge-triggered, a dropped event is a
-//! lost wakeup); a miss after that is a stale event. A removed source's
+//! says there are any, and again once a token misses, so that no event of
+//! a live source is ever dropped (edge-triggered, a dropped event is a lost
+//! wakeup); a miss after that is a stale event. A removed source's
 //! state lives on in the table until the driver applies the removal, which
 //! is harmless: its wakers went at the deregistration, and nothing parks
 //! on it again.
