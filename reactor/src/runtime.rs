@@ -337,58 +337,52 @@ impl CoreGuard<'_> {
         // A task that yielded for want of budget: it goes behind whatever
         // the next reactor turn wakes (see `coop`).
         let mut deferred = None;
-        loop {
-            // One thread-local access per batch and turn, not per task.
-            let done = context::with_local(|c| {
-                if let Some(key) = deferred.take() {
-                    c.local.move_to_back(key);
-                }
-                for _ in 0..self.tasks_per_tick {
-                    let Some(next) = c.local.next() else {
-                        break;
-                    };
-                    coop::reset(self.task_budget);
-                    let key = next.key();
-                    match next {
-                        Runnable::Main => {
-                            main.unschedule();
-                            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                                return Some(output);
-                            }
-                        }
-                        Runnable::Task(task) => c.local.run(task),
-                    }
-                    if coop::spent() {
-                        deferred = Some(key);
-                        break;
-                    }
-                }
-                if shared.has_injected() {
-                    shared.take_injected(&mut self.injected);
-                    for item in self.injected.drain(..) {
-                        match item {
-                            Injected::Wake(task) => c.local.schedule(Runnable::Task(task)),
-                            Injected::WakeMain => c.local.schedule(Runnable::Main),
-                            Injected::Spawn(task) => c.local.spawn(task),
-                        }
-                    }
-                }
-                // Block only if no task is queued. The driver queues the
-                // tasks it wakes straight onto the local queue.
-                let idle = c.local.is_idle();
-                let driver = self.driver.as_mut().expect("driver present while running");
-                let woken = |task| c.local.schedule(Runnable::Task(task));
-                if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
-                    panic!("reveille: epoll_wait failed: {error}");
-                }
-                None
-            });
-            match done {
-                Some(Some(output)) => return output,
-                Some(None) => {}
-                None => unreachable!("the runtime stays entered while block_on runs"),
+        // One thread-local access for the whole loop: tasks that spawn or
+        // wake borrow the same cell again, which a shared borrow allows.
+        let done = context::with_local(|c| loop {
+            if let Some(key) = deferred.take() {
+                c.local.move_to_back(key);
             }
-        }
+            for _ in 0..self.tasks_per_tick {
+                let Some(next) = c.local.next() else {
+                    break;
+                };
+                coop::reset(self.task_budget);
+                let key = next.key();
+                match next {
+                    Runnable::Main => {
+                        main.unschedule();
+                        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                            return output;
+                        }
+                    }
+                    Runnable::Task(task) => c.local.run(task),
+                }
+                if coop::spent() {
+                    deferred = Some(key);
+                    break;
+                }
+            }
+            if shared.has_injected() {
+                shared.take_injected(&mut self.injected);
+                for item in self.injected.drain(..) {
+                    match item {
+                        Injected::Wake(task) => c.local.schedule(Runnable::Task(task)),
+                        Injected::WakeMain => c.local.schedule(Runnable::Main),
+                        Injected::Spawn(task) => c.local.spawn(task),
+                    }
+                }
+            }
+            // Block only if no task is queued. The driver queues the
+            // tasks it wakes straight onto the local queue.
+            let idle = c.local.is_idle();
+            let driver = self.driver.as_mut().expect("driver present while running");
+            let woken = |task| c.local.schedule(Runnable::Task(task));
+            if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
+                panic!("reveille: epoll_wait failed: {error}");
+            }
+        });
+        done.expect("the runtime stays entered while block_on runs")
     }
 }
 
