@@ -18,8 +18,8 @@ use bench::runner::counters::{
 use bench::runner::procs::have;
 use bench::runner::report::Results;
 use bench::runner::workloads::{
-    idle_rss_per_connection, measure, Timing, BULK, FLOOD, MESSAGE_WORKLOADS, REVEILLE_UNBUDGETED,
-    SERVERS,
+    idle_rss_per_connection, measure, ServerKind, Timing, BULK, FLOOD, FLOOR, MESSAGE_WORKLOADS,
+    REVEILLE_UNBUDGETED, SERVERS,
 };
 
 struct Options {
@@ -111,11 +111,14 @@ fn main() {
 /// `bench count SERVER...`: instructions and syscalls per message of each
 /// message workload for the named servers (e.g. `reveille "tokio ct"`), the
 /// quick loop for working on the hot path.
+/// `bench count [SERVER...]`: instructions and syscalls per message, for
+/// every compared server or for those named. `floor` names the floor of a
+/// futures design (`bench::servers::floor`), which is only counted when
+/// named.
 fn count(names: &[String]) {
-    for server in SERVERS
-        .iter()
-        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
-    {
+    let named = |s: &&ServerKind| names.iter().any(|n| n == s.name);
+    let servers = SERVERS.iter().filter(|s| names.is_empty() || named(s));
+    for server in servers.chain(std::iter::once(&FLOOR).filter(named)) {
         for workload in &MESSAGE_WORKLOADS {
             let instructions = instructions_per_message(*server, workload, 20_000);
             let syscalls = syscalls_per_message(*server, workload);
@@ -138,7 +141,7 @@ fn count(names: &[String]) {
 fn usage() -> ! {
     eprintln!(
         "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
-         bench count [SERVER...]\n       \
+         bench count [SERVER...]     # floor: the futures floor\n       \
          bench soak [--secs SECONDS]\n       \
          bench fairness [--rounds N]"
     );

@@ -111,6 +111,14 @@ pub const REVEILLE_UNBUDGETED: ServerKind = ServerKind {
     binary: "echo-reveille-unbudgeted",
 };
 
+/// The floor of a futures-based design (`servers::floor`): not compared by
+/// `bench all`, counted by `bench count floor`, for the instruction target's
+/// sake.
+pub const FLOOR: ServerKind = ServerKind {
+    name: "floor",
+    binary: "echo-floor",
+};
+
 impl Workload {
     /// The load generator's arguments, timed or counted.
     pub fn args(&self, timing: Timing) -> Vec<String> {
