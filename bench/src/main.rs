@@ -36,6 +36,7 @@ fn main() {
     let command = args.next();
     if command.as_deref() == Some("count") {
         build_siblings();
+        bench::loadgen::raise_fd_limit();
         count(&args.collect::<Vec<_>>());
         return;
     }
@@ -108,13 +109,11 @@ fn main() {
     );
 }
 
-/// `bench count SERVER...`: instructions and syscalls per message of each
-/// message workload for the named servers (e.g. `reveille "tokio ct"`), the
-/// quick loop for working on the hot path.
-/// `bench count [SERVER...]`: instructions and syscalls per message, for
-/// every compared server or for those named. `floor` names the floor of a
-/// futures design (`bench::servers::floor`), which is only counted when
-/// named.
+/// `bench count [SERVER...]`: instructions and syscalls per message of
+/// each message workload, and RSS per idle connection, for every compared
+/// server or for those named (e.g. `reveille "tokio ct"`): the quick loop
+/// for working on the hot path. `floor` names the floor of a futures design
+/// (`bench::servers::floor`), counted only when named.
 fn count(names: &[String]) {
     let named = |s: &&ServerKind| names.iter().any(|n| n == s.name);
     let servers = SERVERS.iter().filter(|s| names.is_empty() || named(s));
@@ -135,8 +134,17 @@ fn count(names: &[String]) {
                 breakdown.join(", ")
             );
         }
+        let rss = idle_rss_per_connection(*server, COUNT_IDLE);
+        println!(
+            "{:>9} | {COUNT_IDLE} idle connections  | {rss:>7.0} bytes of RSS each",
+            server.name
+        );
     }
 }
+
+/// Idle connections behind `bench count`'s RSS figure: as many as `bench
+/// all` holds, so that the two agree.
+const COUNT_IDLE: usize = 10_000;
 
 fn usage() -> ! {
     eprintln!(
