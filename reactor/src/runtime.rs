@@ -339,6 +339,9 @@ impl CoreGuard<'_> {
         let mut deferred = None;
         // One thread-local access for the whole loop: tasks that spawn or
         // wake borrow the same cell again, which a shared borrow allows.
+        // The only mutable borrows, `context::enter` and `exit`, come
+        // before and after it (a `block_on` inside a task finds the runtime
+        // entered and panics before it borrows).
         let done = context::with_local(|c| loop {
             if let Some(key) = deferred.take() {
                 c.local.move_to_back(key);

@@ -26,13 +26,21 @@
 //! check on tokens (here a token is the address of the socket's state), the
 //! tick that stops a stale clear from hiding an event delivered by another
 //! thread (here events are only ever delivered on this thread, between
-//! polls, so a plain `fetch_and` is enough), and several runtimes per
-//! process (its state is global). Each of those costs instructions on the
-//! hot path; none of them is free in a library.
+//! polls, so a plain `fetch_and` is enough), a bound on the polls between
+//! two looks at the reactor (here the queue is drained first, so under a
+//! flood the budget buys no fairness), and several runtimes per process
+//! (its state is global, and `run` may be called once). Each of those
+//! costs instructions on the hot path; none of them is free in a library.
+//!
+//! One thing it pays that reveille does not: `AtomicWaker::wake` takes the
+//! waker out of its slot and the next park clones it back, a count up and
+//! down per message (about 8 instructions), where reveille leaves a task's
+//! waker in its slot. So it is an upper bound on the floor, by about that
+//! much, not the floor itself.
 //!
 //! It serves the same echo as every other server (`crate::servers`), with
 //! the same "short read means drained" shortcut as reveille and the mio
-//! loop.
+//! loop (without reveille's exception for sockets that saw urgent data).
 
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
@@ -40,7 +48,7 @@ use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll as TaskPoll, RawWaker, RawWakerVTable, Waker};
 
 use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -56,17 +64,24 @@ const REMOTE: Token = Token(usize::MAX - 1);
 const BUDGET: u8 = 128;
 
 /// Serves until `--exit-after` says stop.
+///
+/// # Panics
+///
+/// If called twice in one process: its state is global, and this thread
+/// becomes the only one that may touch it.
 pub fn run(args: ServerArgs) {
+    assert!(
+        !STARTED.swap(true, Ordering::AcqRel),
+        "the floor server runs once per process"
+    );
+    ON_RUNTIME.with(|on| on.set(true));
     let exit: &'static ExitAfter = Box::leak(Box::new(ExitAfter::new(args.exit_after)));
     let mut poll = Poll::new().expect("poll");
     let registry = poll.registry().try_clone().expect("registry");
     let remote = mio::Waker::new(poll.registry(), REMOTE).expect("waker");
-    // SAFETY: this thread is the runtime's (`ON_RUNTIME` below), the only
-    // one that touches the globals, and nothing borrows them yet.
-    unsafe {
-        *RUNTIME.get() = Some(Runtime { registry, remote });
+    if RUNTIME.set(Runtime { registry, remote }).is_err() {
+        unreachable!("set once, by the one call of run");
     }
-    ON_RUNTIME.with(|on| on.set(true));
     let mut events = Events::with_capacity(1024);
     let addr = args.addr.parse().expect("--addr: a socket address");
     let mut listener = TcpListener::bind(addr).expect("bind");
@@ -131,10 +146,11 @@ async fn echo(mut stream: Stream) -> io::Result<()> {
 
 // The executor: a slab of boxed futures and an intrusive FIFO run queue.
 
-/// State owned by the runtime's thread. Only that thread touches it: wakes
-/// from other threads go to [`INJECT`] instead (see `wake_by_ref`), and no
-/// reference into it is held across a task's poll (a poll may wake, and a
-/// wake pushes onto the queue).
+/// State owned by the runtime's thread (the one in [`run`], which runs once
+/// per process). Only that thread touches it: wakes from other threads go
+/// to [`INJECT`] instead (see `wake_by_ref`), and no reference into it is
+/// held across a task's poll (a poll may wake, and a wake pushes onto the
+/// queue).
 struct Global<T>(UnsafeCell<T>);
 
 // SAFETY: see the type's docs: one thread only, by construction of this
@@ -188,7 +204,11 @@ static QUEUE: Global<Queue> = Global(UnsafeCell::new(Queue {
     head: END,
     tail: END,
 }));
-static RUNTIME: Global<Option<Runtime>> = Global(UnsafeCell::new(None));
+/// What any thread may need: the registry, and the eventfd that a wake
+/// from another thread writes.
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// Set by the one call of [`run`].
+static STARTED: AtomicBool = AtomicBool::new(false);
 /// Tasks woken from other threads, queued by the runtime's thread when the
 /// `mio::Waker` interrupts its poll.
 static INJECT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
@@ -199,8 +219,7 @@ thread_local! {
 }
 
 fn runtime() -> &'static Runtime {
-    // SAFETY: set once by `run` before anything calls this, never changed.
-    unsafe { RUNTIME.get() }.as_ref().expect("runtime")
+    RUNTIME.get().expect("the floor server is running")
 }
 
 /// What a task's waker points at.
@@ -264,11 +283,13 @@ fn schedule(index: usize) {
 }
 
 fn spawn(future: impl Future<Output = ()> + 'static) {
-    // SAFETY: called from the event loop, between polls.
-    let (tasks, queue) = unsafe { (TASKS.get(), QUEUE.get()) };
+    // SAFETY: called from the event loop, between polls; the queue's
+    // reference ends before `schedule` takes its own.
+    let tasks = unsafe { TASKS.get() };
     let index = tasks.free.pop().unwrap_or_else(|| {
         tasks.slots.push(None);
-        queue.next.push(IDLE);
+        // SAFETY: as above.
+        unsafe { QUEUE.get() }.next.push(IDLE);
         tasks.slots.len() - 1
     });
     let handle = Arc::new(Handle {
@@ -305,7 +326,10 @@ fn run_queued() {
         };
         // SAFETY: the slot holds the `Arc` for the whole poll.
         let handle = unsafe { &*handle };
-        handle.notified.store(false, Ordering::Release);
+        // An exchange, not a store: its acquire pairs with the release of
+        // a wake from another thread, so the poll sees what that thread
+        // wrote before waking.
+        handle.notified.swap(false, Ordering::AcqRel);
         // A borrowed waker: no count changes unless the task clones it.
         let raw = RawWaker::new((handle as *const Handle).cast(), &VTABLE);
         // SAFETY: `VTABLE`'s contract holds for an `Arc<Handle>` pointer,
@@ -405,11 +429,20 @@ impl Stream {
         self.socket.set_nodelay(on)
     }
 
-    /// Waits for `bit`: parks `waker` and looks again, so that an event
+    /// The readiness word if it has `bit`, else `Pending` with `cx`'s waker
+    /// parked in `waker`. It looks again after parking, so that an event
     /// that came between the first look and the park is not missed.
-    fn park(&self, bit: u8, waker: &AtomicWaker, cx: &Context<'_>) -> bool {
+    #[inline]
+    fn poll_ready(&self, bit: u8, waker: &AtomicWaker, cx: &Context<'_>) -> TaskPoll<u8> {
+        let ready = self.io.readiness.load(Ordering::Acquire);
+        if ready & bit != 0 {
+            return TaskPoll::Ready(ready);
+        }
         waker.register(cx.waker());
-        self.io.readiness.load(Ordering::Acquire) & bit == 0
+        match self.io.readiness.load(Ordering::Acquire) {
+            ready if ready & bit != 0 => TaskPoll::Ready(ready),
+            _ => TaskPoll::Pending,
+        }
     }
 }
 
@@ -426,17 +459,14 @@ impl AsyncRead for Stream {
         buf: &mut [u8],
     ) -> TaskPoll<io::Result<usize>> {
         let this = self.get_mut();
+        // Readiness first: a task that has to wait spends no budget.
+        let TaskPoll::Ready(mut ready) = this.poll_ready(READABLE, &this.io.reader, cx) else {
+            return TaskPoll::Pending;
+        };
         if !proceed(cx) {
             return TaskPoll::Pending;
         }
         loop {
-            let ready = this.io.readiness.load(Ordering::Acquire);
-            if ready & READABLE == 0 {
-                if this.park(READABLE, &this.io.reader, cx) {
-                    return TaskPoll::Pending;
-                }
-                continue;
-            }
             match (&this.socket).read(buf) {
                 Ok(n) => {
                     // A short read drained the socket: the next data brings
@@ -448,6 +478,10 @@ impl AsyncRead for Stream {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     this.io.readiness.fetch_and(!READABLE, Ordering::AcqRel);
+                    match this.poll_ready(READABLE, &this.io.reader, cx) {
+                        TaskPoll::Ready(now) => ready = now,
+                        TaskPoll::Pending => return TaskPoll::Pending,
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return TaskPoll::Ready(Err(e)),
@@ -463,20 +497,17 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> TaskPoll<io::Result<usize>> {
         let this = self.get_mut();
-        if !proceed(cx) {
+        if this.poll_ready(WRITABLE, &this.io.writer, cx).is_pending() || !proceed(cx) {
             return TaskPoll::Pending;
         }
         loop {
-            if this.io.readiness.load(Ordering::Acquire) & WRITABLE == 0 {
-                if this.park(WRITABLE, &this.io.writer, cx) {
-                    return TaskPoll::Pending;
-                }
-                continue;
-            }
             match (&this.socket).write(buf) {
                 Ok(n) => return TaskPoll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     this.io.readiness.fetch_and(!WRITABLE, Ordering::AcqRel);
+                    if this.poll_ready(WRITABLE, &this.io.writer, cx).is_pending() {
+                        return TaskPoll::Pending;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return TaskPoll::Ready(Err(e)),

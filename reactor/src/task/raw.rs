@@ -338,10 +338,9 @@ impl Task {
     /// Only the task's worker (or the pool thread that took the job) calls
     /// this, one run at a time.
     ///
-    /// Always inlined into its one hot caller, the worker loop: the call's
-    /// prologue and epilogue cost more than the code they wrapped at 64
-    /// connections (callgrind, fat LTO: 487 -> 478 instructions a message
-    /// there, 559 -> 546 at 256 connections, 581 -> 583 at one).
+    /// Always inlined into its one hot caller, the worker loop, which saves
+    /// the call's prologue and epilogue on every run (measured:
+    /// ARCHITECTURE.md, "Where the instructions go").
     #[inline(always)]
     pub(crate) fn run(self) -> bool {
         let header = self.header();
