@@ -24,8 +24,8 @@
 //!   must have released its registration lock), panic, or confuse the new
 //!   stream; every test runs on its own thread with a deadline, so even a
 //!   deadlock on the runtime thread fails the test instead of hanging it.
-//! * A waker that the reactor displaces and wakes while a task polls a
-//!   stream may itself poll that stream at once (an executor that runs a
+//! * A foreign waker that the reactor wakes (one of several waiting on one
+//!   direction) may itself poll that stream at once (an executor that runs a
 //!   woken task inline does): the reactor must not hold the stream's waiter
 //!   lock while it wakes.
 //!
@@ -556,11 +556,11 @@ impl Wake for PollsOnWake {
 }
 
 #[test]
-fn a_displaced_waker_may_poll_the_same_stream_from_inside_wake() {
+fn a_woken_waker_may_poll_the_same_stream_from_inside_wake() {
     // A short bound: the failure this looks for is a deadlock.
     bounded(Duration::from_secs(10), || {
         util::run(async {
-            let (client, _server) = util::pair().await;
+            let (client, server) = util::pair().await;
             let client = Arc::new(client);
             assert_nothing_to_read(&client);
             let first = Arc::new(PollsOnWake {
@@ -572,12 +572,19 @@ fn a_displaced_waker_may_poll_the_same_stream_from_inside_wake() {
                 let readable = pin!(client.readable());
                 assert!(readable.poll(&mut Context::from_waker(&waker)).is_pending());
             }
-            // A second waiter on the same direction displaces the first,
-            // which the reactor wakes so that it does not hang.
+            // A second waiter on the same direction waits beside the first;
+            // neither is woken before an event.
             let second = Arc::new(CountingWaker::default());
             assert!(poll_readable(&client, &second).is_pending());
+            assert_eq!(first.wakes.load(Ordering::SeqCst), 0);
+            assert_eq!(second.count(), 0);
+            // The event wakes both, `first` polling the stream inside its
+            // wake; this task, a third waiter, is woken by the same event.
+            server
+                .try_write(b"x")
+                .expect("an empty send buffer takes a byte");
+            client.readable().await.expect("readable");
             assert_eq!(first.wakes.load(Ordering::SeqCst), 1);
-            // The inline poll displaced `second` in turn, and woke it.
             assert_eq!(second.count(), 1);
         })
     });

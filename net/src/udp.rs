@@ -39,8 +39,9 @@ use crate::addr::{each_addr, ToSocketAddrs};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// Give each direction one owner: two tasks receiving on the same socket at
-/// once both make progress, but take turns waking each other (see
+/// Several tasks may receive on one socket at once (an `Arc<UdpSocket>`
+/// shared by a pool of receivers): they sleep while nothing arrives, and
+/// each datagram wakes them all, the first to look takes it (see
 /// [`IoSource`]'s "Sharing a direction").
 ///
 /// # Datagrams

@@ -35,11 +35,13 @@ use crate::registration::Registration;
 ///
 /// # Sharing a direction
 ///
-/// Each direction holds one waiting task. One task reading while another
-/// writes is the intended use. If two tasks wait on the *same* direction, the
-/// later one displaces the earlier, which is woken at once so that it never
-/// hangs; both keep working, but they take turns waking each other, so give
-/// each direction one owner.
+/// Any number of tasks may wait on one direction (two accept loops on one
+/// listener, several receivers on one UDP socket). While nothing happens,
+/// they all sleep; the next event in that direction wakes every one of them,
+/// and those whose retried operation finds nothing left wait again. One
+/// waiter per direction is the case the reactor is built for: it parks
+/// without a lock and is woken in place, where each of several waiters takes
+/// the waiter lock to park and costs a syscall per event that another won.
 ///
 /// # Examples
 ///

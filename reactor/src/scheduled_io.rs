@@ -1,5 +1,6 @@
 //! The readiness state machine of one registered source: readiness bits, a
-//! tick, and one waiting task per direction.
+//! tick, and who waits in each direction (one task, usually; any number may,
+//! see [`waiters`]).
 //!
 //! This file is the whole of the reactor's wakeup logic. Everything else only
 //! calls its four transitions:
@@ -31,20 +32,25 @@
 //! concerns is armed, takes the waiter lock, clears the armed bits it will
 //! wake, and wakes the slot's waker.
 //!
-//! The waker itself lives behind that lock, and changes only under it. The
-//! common park, by the task whose waker is already in the slot, needs no
+//! The wakers themselves live behind that lock, and change only under it.
+//! The common park, by the task whose waker is already in the slot, needs no
 //! lock: the slot's owner is published in `owners` (a task's address, see
-//! [`owner_of`]), and every change of the slot bumps the
+//! [`waiters::owner_of`]), and every change of the slot bumps the
 //! direction's version in the word. A parker loads the word, then checks the
 //! owner, then arms with a compare-exchange that expects that word, so a
-//! slot changed since its load makes the exchange fail.
+//! slot changed since its load makes the exchange fail. A slot with several
+//! waiters publishes no owner: each of them parks under the lock.
 
 use std::io;
 use std::task::{Context, Poll, Waker};
 
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
-use crate::task::raw::{self, Task};
+use crate::task::raw::Task;
+
+mod waiters;
+
+use waiters::Slot;
 
 /// Bits 0..5 of the word: the [`Ready`] bits.
 const READY_MASK: u64 = 0x1f;
@@ -75,14 +81,15 @@ pub(crate) struct ScheduledIo {
     /// the tick, in one word, so that a task reads them with one load and
     /// changes them with one compare-exchange.
     readiness: AtomicU64,
-    /// For each direction, who the slot's waker wakes, when that is a task
-    /// ([`owner_of`]), else 0. Written under the waiter lock, before
-    /// the version bump that publishes it.
+    /// For each direction, who the slot's waker wakes, when the slot holds
+    /// one waker and that is a task's ([`waiters::owner_of`]), else 0.
+    /// Written under the waiter lock, before the version bump that
+    /// publishes it.
     owners: [AtomicUsize; 2],
-    /// The waker of the task waiting to read and of the one waiting to write
-    /// (or that waited last). Separate so that a reader and a writer on one
-    /// socket each get their own wakeup.
-    waiters: Mutex<[Option<Waker>; 2]>,
+    /// Who waits to read and who waits to write (or waited last): usually one
+    /// task each, any number if need be. Separate so that a reader and a
+    /// writer on one socket each get their own wakeup.
+    waiters: Mutex<[Slot; 2]>,
     /// The source's token in its driver, for deregistering. Kept here rather
     /// than in every I/O object: this allocation has room for it (72 bytes
     /// and the `Arc`'s counts fill the same 96-byte malloc chunk as 64
@@ -142,58 +149,6 @@ fn observe_word(current: u64, direction: Direction) -> Option<io::Result<ReadyEv
     }))
 }
 
-/// Whether `waker` is a task's: it stays in its slot after a wakeup, and
-/// the same task parks again without the lock. In this crate's own tests a
-/// stand-in counts too ([`test_support::task_like`]), so that the loom
-/// models and the proptest drive the task paths without a runtime.
-#[inline]
-fn is_task_waker(waker: &Waker) -> bool {
-    raw::is_task_waker(waker) || test_support::is_task_like(waker)
-}
-
-/// Who `waker` wakes, as a number that is 0 for "not a task": a task's
-/// address (its waker's data). Published per slot in `owners`, so that the
-/// task parking there again arms without the lock. Only tasks count: two
-/// live wakers with one data address and different vtables are possible in
-/// general, never among tasks, whose data is their allocation and whose
-/// vtable is one static.
-#[inline]
-fn owner_of(waker: &Waker) -> usize {
-    if is_task_waker(waker) {
-        waker.data().addr()
-    } else {
-        0
-    }
-}
-
-/// Wakes the waker in a slot whose armed bit the caller just cleared: a task
-/// of the runtime whose driver is at `driver` (the common case: a
-/// connection's task on its own socket) is claimed and queued by the driver
-/// through `woken` (`raw::wake_by_driver`), any other reveille task at once,
-/// any other waker by moving it into `wake`, to be woken once every lock is
-/// released.
-///
-/// A task's waker stays in the slot: the same task parking again (the
-/// common case) clones nothing and takes no lock. Waking a reveille task
-/// here, under the waiter lock, is safe because its wake never polls
-/// anything and never takes this lock: it flips the task's state and pushes
-/// it onto a run queue. A foreign waker may run its task inline, which could
-/// park on this very source and deadlock on the lock; that is why those wait
-/// for `wake`, and leave the slot.
-#[inline(always)]
-fn wake_slot(
-    slot: &mut Option<Waker>,
-    wake: &mut Vec<Waker>,
-    woken: &mut impl FnMut(Task),
-    driver: usize,
-) {
-    match slot {
-        Some(waker) if raw::wake_by_driver(waker, driver, woken) => {}
-        Some(waker) if is_task_waker(waker) => waker.wake_by_ref(),
-        _ => wake.extend(slot.take()),
-    }
-}
-
 impl ScheduledIo {
     /// A fresh source with the given initial readiness. Sockets start
     /// readable and writable ("maybe ready"): their first operation tries the
@@ -208,7 +163,7 @@ impl ScheduledIo {
         ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
             owners: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            waiters: Mutex::new([None, None]),
+            waiters: Mutex::new([Slot::EMPTY, Slot::EMPTY]),
             token,
         }
     }
@@ -220,7 +175,7 @@ impl ScheduledIo {
 
     /// Records an event from the driver: adds `ready` to the bits, bumps the
     /// tick, and wakes the armed waiters of the directions it concerns (see
-    /// [`wake_slot`] for `wake`, `woken` and `driver`). The caller runs the
+    /// [`Slot::wake`] for `wake`, `woken` and `driver`). The caller runs the
     /// wakers left in `wake` after releasing its own locks.
     ///
     /// Always inlined: the driver's event loop is the one hot caller, and a
@@ -251,12 +206,12 @@ impl ScheduledIo {
         }
         let mut waiters = lock(&self.waiters);
         // Under the lock, so the slots cannot change before they are woken.
-        // A waker that leaves its slot here (a foreign one) has no owner
-        // published, so no lock-free arm can land on the emptied slot.
+        // Wakers that leave their slot here (a foreign one, a list) have no
+        // owner published, so no lock-free arm can land on the emptied slot.
         let armed = self.readiness.fetch_and(!concerned, Ordering::AcqRel) & concerned;
         for direction in [Direction::Read, Direction::Write] {
             if armed & direction.armed() != 0 {
-                wake_slot(&mut waiters[direction.index()], wake, woken, driver);
+                waiters[direction.index()].wake(wake, woken, driver);
             }
         }
     }
@@ -297,7 +252,7 @@ impl ScheduledIo {
         // The waker in the slot is already this one: arm without the lock.
         // The owner is read after the word, and the exchange expects that
         // word, so a slot changed in between (its version bumped) fails it.
-        let owner = owner_of(cx.waker());
+        let owner = waiters::owner_of(cx.waker());
         while owner != 0 && self.owners[direction.index()].load(Ordering::Acquire) == owner {
             // Also when the bit is set already: the exchange then only checks
             // that the word (so the slot) is still the one seen.
@@ -317,40 +272,39 @@ impl ScheduledIo {
         self.park(cx, direction)
     }
 
-    /// The slow half of [`poll_ready`](ScheduledIo::poll_ready): store the
-    /// waker under the lock, then arm unless the direction became ready.
+    /// The slow half of [`poll_ready`](ScheduledIo::poll_ready), under the
+    /// waiter lock: unless the direction became ready, store the waker
+    /// (beside any other waiter, see [`waiters`]) and arm.
     #[inline(never)]
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         let i = direction.index();
-        let (displaced, seen) = {
+        let waker = cx.waker();
+        // Wakers that leave the slot, dropped once the lock is released.
+        let mut released = Vec::new();
+        let result = {
             let mut waiters = lock(&self.waiters);
-            // A shutdown that came since the caller's look (it sets the bit
-            // before taking this lock) leaves no waker here: the slot would
-            // never be emptied.
-            if let Some(Err(error)) = self.observe(direction) {
-                return Poll::Ready(Err(error));
-            }
             let slot = &mut waiters[i];
-            let replace = !matches!(slot, Some(stored) if stored.will_wake(cx.waker()));
-            let old = if replace {
-                self.owners[i].store(owner_of(cx.waker()), Ordering::Relaxed);
-                slot.replace(cx.waker().clone())
-            } else {
-                None
-            };
-            // One exchange: bump the version if the slot changed (which also
-            // publishes the owner, and fails any lock-free arm based on the
-            // old one), take the old waiter's armed bit, and arm the new one
-            // unless the direction is ready.
+            let owner_before = self.owners[i].load(Ordering::Relaxed);
             let mut current = self.readiness.load(Ordering::Acquire);
-            let (previous, seen) = loop {
-                let seen = observe_word(current, direction);
-                let mut next = current & !direction.armed();
-                if replace {
-                    next = bump_version(next, direction);
+            loop {
+                // Ready since the caller's look, or shut down (the shutdown
+                // sets its bit before taking this lock, so no waker is left
+                // here that it would miss): the slot stays as it was.
+                if let Some(result) = observe_word(current, direction) {
+                    self.owners[i].store(owner_before, Ordering::Relaxed);
+                    break Poll::Ready(result);
                 }
-                if seen.is_none() {
-                    next |= direction.armed();
+                // The armed bit cannot be cleared while this lock is held (the
+                // driver clears it under the lock), but the slot's owner may
+                // set it at any time without the lock; the exchange below
+                // fails if it did since this look.
+                let change = slot.change_for(waker, current & direction.armed() != 0);
+                let mut next = current | direction.armed();
+                // A changed slot bumps the version, which publishes the new
+                // owner and fails any lock-free arm based on the old one.
+                if let Some(owner) = change.owner(waker) {
+                    self.owners[i].store(owner, Ordering::Relaxed);
+                    next = bump_version(next, direction);
                 }
                 match self.readiness.compare_exchange_weak(
                     current,
@@ -358,27 +312,16 @@ impl ScheduledIo {
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
-                    Ok(previous) => break (previous, seen),
+                    Ok(_) => {
+                        slot.apply(change, waker, &mut released);
+                        break Poll::Pending;
+                    }
                     Err(actual) => current = actual,
                 }
-            };
-            // One waiter per direction. If another task was waiting here it
-            // is woken rather than dropped, so it retries instead of hanging;
-            // see `IoSource`'s docs on sharing a direction. A waker left from
-            // an earlier wait (disarmed) just goes.
-            let displaced = old.filter(|_| previous & direction.armed() != 0);
-            (displaced, seen)
+            }
         };
-        // Woken after the lock is released: a waker may poll this very source
-        // from inside `wake` (an executor that runs tasks inline), and would
-        // deadlock on the waiter lock.
-        if let Some(displaced) = displaced {
-            displaced.wake();
-        }
-        match seen {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
-        }
+        drop(released);
+        result
     }
 
     /// The readiness of `direction` right now, without waiting: `None` if it
@@ -445,17 +388,18 @@ impl ScheduledIo {
     /// more (the I/O object is being dropped); the versions are bumped all
     /// the same, as for every change of a slot.
     pub(crate) fn release_waiters(&self) {
-        let released = {
+        let mut released = Vec::new();
+        {
             let mut waiters = lock(&self.waiters);
             self.update(|current| {
                 let next = current & !(ARMED_READ | ARMED_WRITE);
                 bump_version(bump_version(next, Direction::Read), Direction::Write)
             });
-            for owner in &self.owners {
+            for (owner, slot) in self.owners.iter().zip(waiters.iter_mut()) {
                 owner.store(0, Ordering::Relaxed);
+                slot.take().drain_into(&mut released);
             }
-            [waiters[0].take(), waiters[1].take()]
-        };
+        }
         // Dropped after the lock: a waker's destructor may run anything.
         drop(released);
     }
@@ -467,34 +411,42 @@ impl ScheduledIo {
         // error instead, and an arm in flight fails on the changed word);
         // then, under the lock, the armed bits and the wakers.
         self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
-        let mut waiters = lock(&self.waiters);
-        let armed = self
-            .readiness
-            .fetch_and(!(ARMED_READ | ARMED_WRITE), Ordering::AcqRel);
-        // Every waker goes, disarmed ones too: none will be needed again,
-        // and a task's waker holds its task alive.
-        for direction in [Direction::Read, Direction::Write] {
-            let i = direction.index();
-            self.owners[i].store(0, Ordering::Relaxed);
-            let waker = waiters[i].take();
-            if armed & direction.armed() != 0 {
-                wake.extend(waker);
+        let mut released = Vec::new();
+        {
+            let mut waiters = lock(&self.waiters);
+            let armed = self
+                .readiness
+                .fetch_and(!(ARMED_READ | ARMED_WRITE), Ordering::AcqRel);
+            // Every waker goes, leftovers too: none will be needed again,
+            // and a task's waker holds its task alive.
+            for direction in [Direction::Read, Direction::Write] {
+                let i = direction.index();
+                self.owners[i].store(0, Ordering::Relaxed);
+                let slot = waiters[i].take();
+                if armed & direction.armed() != 0 {
+                    slot.drain_into(wake);
+                } else {
+                    slot.drain_into(&mut released);
+                }
             }
         }
+        drop(released);
     }
 
-    /// The waker waiting in `direction` now, if any (for the proptest).
-    #[cfg(all(test, not(loom)))]
-    fn waiting(&self, direction: Direction) -> Option<Waker> {
+    /// The wakers waiting in `direction` now (for the tests).
+    #[cfg(test)]
+    fn waiting(&self, direction: Direction) -> Vec<Waker> {
         let waiters = lock(&self.waiters);
-        let armed = self.readiness.load(Ordering::Acquire) & direction.armed() != 0;
-        waiters[direction.index()].clone().filter(|_| armed)
+        if self.readiness.load(Ordering::Acquire) & direction.armed() == 0 {
+            return Vec::new();
+        }
+        waiters[direction.index()].wakers()
     }
 }
 
-/// The waiter lock guards two wakers, and no invariant that a panic half-way
-/// could break, so a poisoned lock is still good to use.
-fn lock(waiters: &Mutex<[Option<Waker>; 2]>) -> MutexGuard<'_, [Option<Waker>; 2]> {
+/// The waiter lock guards two slots of wakers, and no invariant that a panic
+/// half-way could break, so a poisoned lock is still good to use.
+fn lock(waiters: &Mutex<[Slot; 2]>) -> MutexGuard<'_, [Slot; 2]> {
     waiters
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

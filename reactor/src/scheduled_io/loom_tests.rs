@@ -223,9 +223,11 @@ fn loom_lock_free_park_racing_an_edge_is_never_lost() {
 
 /// (f) The lock-free park racing a change of the slot. The task's waker is in
 /// the slot; another task parks on the same direction from another thread
-/// (taking the slot, under the lock) while the first parks without it. Then
-/// an edge comes. Whoever is left waiting must be woken: a lock-free arm
-/// may never land on the other task's waker.
+/// (joining it, under the lock, which turns the slot into a list and
+/// unpublishes the owner) while the first parks without it. Then an edge
+/// comes. Both wait, neither wakes the other, and the edge wakes each
+/// exactly once: a lock-free arm may never land on a slot that no longer
+/// holds its waker alone.
 #[test]
 fn loom_lock_free_park_racing_a_new_waiter_wakes_both() {
     check(|| {
@@ -243,11 +245,50 @@ fn loom_lock_free_park_racing_a_new_waiter_wakes_both() {
         let parked = poll(&io, &waker, Direction::Read).is_pending();
         let other_parked = intruder.join().unwrap();
         assert!(parked && other_parked, "nothing made the source ready");
+        assert_eq!(
+            (counter.wakes(), others.wakes()),
+            (1, 0),
+            "two waiters on one direction woke each other"
+        );
+        deliver(&io, Ready::READABLE);
+        assert_eq!(counter.wakes(), 2, "the task's second park was lost");
+        assert_eq!(others.wakes(), 1, "the other task's park was lost");
+    });
+}
+
+/// (g) Two more waiters joining a parked task, each from its own thread,
+/// while the driver delivers an edge. Each joiner either sees the edge (its
+/// poll is ready) or is woken by it, exactly once; the first task is woken
+/// exactly once. One joiner stands in for a reveille task, whose waker stays
+/// in a lone slot but must leave a list.
+#[test]
+fn loom_waiters_joining_a_slot_racing_an_edge_are_all_woken() {
+    check(|| {
+        let io = Arc::new(ScheduledIo::new(Ready::EMPTY, mio::Token(0)));
+        let (firsts, first) = CountingWaker::new();
+        assert!(poll(&io, &first, Direction::Read).is_pending());
+
+        let joiner = |waker: Waker| {
+            let io = io.clone();
+            thread::spawn(move || poll(&io, &waker, Direction::Read).is_pending())
+        };
+        let (tasks, _) = CountingWaker::new();
+        let task_joined = joiner(task_like(tasks.clone()));
+        let (foreigns, foreign) = CountingWaker::new();
+        let foreign_joined = joiner(foreign);
         deliver(&io, Ready::READABLE);
 
-        // Each was woken by the edge or by being displaced; the one displaced
-        // first and the one the edge found may be the same task.
-        assert!(counter.wakes() >= 2, "the task's second park was lost");
-        assert!(others.wakes() >= 1, "the other task's park was lost");
+        assert_eq!(
+            firsts.wakes(),
+            1,
+            "the first waiter was lost or woken twice"
+        );
+        for (joined, counter, who) in [
+            (task_joined.join().unwrap(), &tasks, "task"),
+            (foreign_joined.join().unwrap(), &foreigns, "foreign"),
+        ] {
+            let want = usize::from(joined);
+            assert_eq!(counter.wakes(), want, "the {who} joiner: parked {joined}");
+        }
     });
 }

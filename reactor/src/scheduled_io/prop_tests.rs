@@ -1,7 +1,7 @@
 //! Random sequences of the four transitions on one [`ScheduledIo`], from one
 //! thread, against a reference model small enough to be obviously right: a
-//! plain struct with the bits, the tick, the shutdown flag and which waker
-//! waits in each direction.
+//! plain struct with the bits, the tick, the shutdown flag and which wakers
+//! wait in each direction.
 //!
 //! After every step the real state machine and the model must agree on the
 //! readiness word, on what a poll or an observation returned, on which waker
@@ -16,8 +16,10 @@ use proptest::prelude::*;
 use super::{ScheduledIo, READY_MASK, SHUTDOWN, TICK_SHIFT};
 use crate::ready::{Direction, Ready, ReadyEvent};
 
-/// Three tasks, so that a direction can be taken over by another task.
-const TASKS: usize = 3;
+/// Four tasks, so that several wait on one direction: two stand in for
+/// reveille tasks (their wakers stay in the slot and park again without the
+/// lock), two are foreign wakers.
+const TASKS: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -58,36 +60,36 @@ struct Model {
     bits: Ready,
     tick: u64,
     shutdown: bool,
-    /// Which task waits to read, and which to write.
-    reader: Option<usize>,
-    writer: Option<usize>,
+    /// Which tasks wait to read, and which to write, in no order.
+    readers: Vec<usize>,
+    writers: Vec<usize>,
     wakes: [usize; TASKS],
 }
 
 impl Model {
-    fn slot(&mut self, direction: Direction) -> &mut Option<usize> {
+    fn waiters(&mut self, direction: Direction) -> &mut Vec<usize> {
         match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
+            Direction::Read => &mut self.readers,
+            Direction::Write => &mut self.writers,
         }
     }
 
-    fn wake(&mut self, task: Option<usize>) {
-        if let Some(task) = task {
+    fn wake(&mut self, tasks: Vec<usize>) {
+        for task in tasks {
             self.wakes[task] += 1;
         }
     }
 
-    /// Every event adds its bits and moves the tick on; a waiter is woken
-    /// exactly when the event has a bit of its direction (urgent data alone
-    /// wakes nobody).
+    /// Every event adds its bits and moves the tick on; every waiter of a
+    /// direction is woken, once, exactly when the event has a bit of that
+    /// direction (urgent data alone wakes nobody).
     fn event(&mut self, ready: Ready) {
         self.tick += 1;
         self.bits |= ready;
         for direction in [Direction::Read, Direction::Write] {
             if ready.intersects(direction.mask()) {
-                let waiter = self.slot(direction).take();
-                self.wake(waiter);
+                let waiters = std::mem::take(self.waiters(direction));
+                self.wake(waiters);
             }
         }
     }
@@ -107,16 +109,15 @@ impl Model {
         })
     }
 
-    /// Ready if observable; else the task waits in that direction, and a
-    /// different task that waited there is woken so that it retries.
+    /// Ready if observable; else the task waits in that direction, beside
+    /// whoever waits there already, and nobody is woken.
     fn poll(&mut self, direction: Direction, task: usize) -> Poll<Result<ReadyEvent, ()>> {
         if let Some(result) = self.observe(direction) {
             return Poll::Ready(result);
         }
-        let slot = self.slot(direction);
-        if *slot != Some(task) {
-            let displaced = slot.replace(task);
-            self.wake(displaced);
+        let waiters = self.waiters(direction);
+        if !waiters.contains(&task) {
+            waiters.push(task);
         }
         Poll::Pending
     }
@@ -140,9 +141,12 @@ impl Model {
 
     fn shutdown(&mut self) {
         self.shutdown = true;
-        let (reader, writer) = (self.reader.take(), self.writer.take());
-        self.wake(reader);
-        self.wake(writer);
+        let (readers, writers) = (
+            std::mem::take(&mut self.readers),
+            std::mem::take(&mut self.writers),
+        );
+        self.wake(readers);
+        self.wake(writers);
     }
 }
 
@@ -167,14 +171,15 @@ impl Real {
         let counters: Vec<_> = (0..TASKS)
             .map(|_| Arc::new(CountingWaker(AtomicUsize::new(0))))
             .collect();
-        // Task 0 stands in for a reveille task (its waker stays in the slot
-        // and parks again without the lock); the others are foreign wakers.
+        // Tasks 0 and 1 stand in for reveille tasks (their wakers stay in
+        // the slot and park again without the lock); the others are foreign
+        // wakers.
         let wakers = counters
             .iter()
             .cloned()
             .enumerate()
             .map(|(i, counter)| {
-                if i == 0 {
+                if i < 2 {
                     super::test_support::task_like(counter)
                 } else {
                     Waker::from(counter)
@@ -199,15 +204,22 @@ impl Real {
             .collect()
     }
 
-    /// Which task's waker sits in each direction's slot.
-    fn waiters(&self) -> (Option<usize>, Option<usize>) {
+    /// Which tasks wait in each direction, in ascending order.
+    fn waiters(&self) -> (Vec<usize>, Vec<usize>) {
         let which = |direction| {
-            self.io.waiting(direction).map(|stored| {
-                self.wakers
-                    .iter()
-                    .position(|w| stored.will_wake(w))
-                    .expect("only the tasks' wakers are ever stored")
-            })
+            let mut tasks: Vec<usize> = self
+                .io
+                .waiting(direction)
+                .iter()
+                .map(|stored| {
+                    self.wakers
+                        .iter()
+                        .position(|w| stored.will_wake(w))
+                        .expect("only the tasks' wakers are ever stored")
+                })
+                .collect();
+            tasks.sort_unstable();
+            tasks
         };
         (which(Direction::Read), which(Direction::Write))
     }
@@ -297,7 +309,10 @@ proptest! {
             prop_assert_eq!(word >> TICK_SHIFT, model.tick, "step {}: {:?}", step, op);
             prop_assert_eq!(word & SHUTDOWN != 0, model.shutdown, "step {}: {:?}", step, op);
             prop_assert!(model.bits.contains(sticky_before), "a sticky bit was cleared");
-            prop_assert_eq!(real.waiters(), (model.reader, model.writer), "step {}: {:?}", step, op);
+            let mut want = (model.readers.clone(), model.writers.clone());
+            want.0.sort_unstable();
+            want.1.sort_unstable();
+            prop_assert_eq!(real.waiters(), want, "step {}: {:?}", step, op);
             prop_assert_eq!(real.wakes(), model.wakes.to_vec(), "step {}: {:?}", step, op);
         }
     }

@@ -114,18 +114,45 @@ fn reader_and_writer_are_woken_separately() {
     assert_eq!(reads.0.load(Ordering::SeqCst), 1);
 }
 
+/// Two tasks on one direction both wait, without waking each other (which
+/// used to make them take turns for ever, polling millions of times a
+/// second on an idle socket), and the next event wakes both.
 #[test]
-fn a_displaced_waiter_is_woken_not_dropped() {
+fn several_waiters_wait_quietly_and_the_next_event_wakes_them_all() {
     let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
     let (first, a) = counting();
-    let (_, b) = counting();
+    let (second, b) = counting();
+    let task = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let c = test_support::task_like(task.clone());
+    for _ in 0..3 {
+        for waker in [&a, &b, &c] {
+            assert!(io
+                .poll_ready(&mut Context::from_waker(waker), Direction::Read)
+                .is_pending());
+        }
+    }
+    let wakes = || [&first, &second, &task].map(|counter| counter.0.load(Ordering::SeqCst));
+    assert_eq!(wakes(), [0, 0, 0], "nobody is woken before an event");
+    assert_eq!(io.waiting(Direction::Read).len(), 3, "each waker once");
+
+    let mut wake = Vec::new();
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    wake_all(&mut wake);
+    assert_eq!(wakes(), [1, 1, 1]);
+    assert!(io.waiting(Direction::Read).is_empty());
+
+    // Back to one waiter: the task parks alone, and the next event wakes it
+    // in place.
+    let Poll::Ready(Ok(seen)) = io.poll_ready(&mut Context::from_waker(&c), Direction::Read) else {
+        panic!("the event made the source readable");
+    };
+    io.clear_would_block(seen);
     assert!(io
-        .poll_ready(&mut Context::from_waker(&a), Direction::Read)
+        .poll_ready(&mut Context::from_waker(&c), Direction::Read)
         .is_pending());
-    assert!(io
-        .poll_ready(&mut Context::from_waker(&b), Direction::Read)
-        .is_pending());
-    assert_eq!(first.0.load(Ordering::SeqCst), 1);
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    assert!(wake.is_empty(), "a lone task is woken in place");
+    assert_eq!(wakes(), [1, 1, 2]);
 }
 
 #[test]

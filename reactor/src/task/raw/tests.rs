@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::{is_task_waker, spawn, wake_by_driver, Join, Schedule, Task};
+use super::{is_finished_task, is_task_waker, spawn, wake_by_driver, Join, Schedule, Task};
 
 #[derive(Clone, Default)]
 struct Queue(Arc<Mutex<VecDeque<Task>>>);
@@ -182,6 +182,8 @@ fn wakes_while_queued_or_after_completion_add_nothing() {
     assert!(!task.run());
     let waker = stash.lock().unwrap().clone().unwrap();
     assert!(is_task_waker(&waker));
+    assert!(!is_finished_task(&waker));
+    assert!(!is_finished_task(Waker::noop()));
     waker.wake_by_ref();
     waker.wake_by_ref();
     assert_eq!(queue.len(), 1, "queued once for two wakes");
@@ -189,6 +191,7 @@ fn wakes_while_queued_or_after_completion_add_nothing() {
     waker.wake_by_ref();
     assert_eq!(queue.len(), 0, "a finished task is never queued");
     assert!(join.is_finished());
+    assert!(is_finished_task(&waker));
     drop(join);
     // The waker outlives the task's other references and frees it.
     drop(stash);

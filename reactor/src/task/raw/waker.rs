@@ -91,6 +91,20 @@ pub(crate) fn is_task_waker(waker: &Waker) -> bool {
     ptr::eq(waker.vtable(), &WAKER_VTABLE)
 }
 
+/// Whether `waker` is the waker of a task that has finished (or been
+/// cancelled): it will never wait for anything again, so a list of waiters
+/// need not keep it. False for any other waker.
+pub(crate) fn is_finished_task(waker: &Waker) -> bool {
+    if !is_task_waker(waker) {
+        return false;
+    }
+    // SAFETY: a task waker's data is its task's header.
+    let ptr = unsafe { header_ptr(waker.data()) };
+    // SAFETY: the waker holds a reference, so the task is live.
+    let header = unsafe { ptr.as_ref() };
+    header.state.load(Ordering::Acquire) & COMPLETE != 0
+}
+
 /// # Safety
 ///
 /// `data` is the data pointer of a task waker.

@@ -1,0 +1,223 @@
+//! Who waits on one direction of one source: a [`Slot`].
+//!
+//! Almost always one task waits on a direction (a connection's reader, its
+//! writer), and that case is what the slot is built for: one waker, which
+//! for a reveille task stays in the slot after its wakeup so that the same
+//! task parks again without a lock or a clone.
+//!
+//! Any number of tasks may wait on one direction all the same: two accept
+//! loops on one listener, several receivers on one UDP socket, three tasks
+//! awaiting `readable()` on one stream. A second waiter turns the slot into
+//! a list, and the next event *wakes every waiter in it*: each retries its
+//! operation, those that find nothing get `WouldBlock` and park again. That
+//! costs the losers one syscall each per event (the thundering herd, in
+//! small), and in return no waiter can be lost: handing an event to one
+//! waiter at a time would strand the others whenever that one had given up
+//! waiting (its future dropped), which a stateless `poll_*` call cannot
+//! tell us. tokio wakes every matching waiter of its list too.
+//!
+//! The list lives behind the same 16 bytes as the single waker (a `Slot` is
+//! no larger than an `Option<Waker>`), so the state of a source keeps its
+//! size, and the single-waiter path does not change: the list never holds
+//! an owner for the lock-free park, so every park on a shared direction
+//! takes the waiter lock, and only those.
+//!
+//! A waiter that stops waiting without an event (its future dropped) stays
+//! in the list until the next event or the source's drop: a stateless poll
+//! has no "I am leaving" step. The list holds each waker once (by
+//! [`Waker::will_wake`]), and drops the wakers of reveille tasks that have
+//! finished whenever it grows, so it is bounded by the tasks alive that
+//! waited on this direction since its last event.
+
+use std::task::Waker;
+
+use crate::task::raw::{self, Task};
+
+/// The waiters of one direction.
+///
+/// `Many(None)` is the empty slot. A slot holding waiters while its
+/// direction's `ARMED` bit is clear is not waited on: they are leftovers
+/// (a task's waker after its wakeup, a waker stored by a park that then
+/// found the direction ready) and go at the next park.
+#[derive(Debug)]
+pub(super) enum Slot {
+    /// One waker: the common case.
+    One(Waker),
+    /// Several distinct wakers, or none: `None` is the empty slot, and a
+    /// list exists only while several tasks wait. Boxed, because a `Vec`
+    /// (24 bytes) beside it would make every slot, and so every source's
+    /// state, larger: a box is one pointer, and fits beside `One`'s niche.
+    #[allow(clippy::box_collection)]
+    Many(Option<Box<Vec<Waker>>>),
+}
+
+/// How a park changes a slot; see [`Slot::change_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    /// The parker's waker is in the slot already: nothing to store.
+    Keep,
+    /// Nobody waits: the parker's waker replaces whatever is left.
+    Replace,
+    /// Someone else waits: the parker joins them.
+    Join,
+}
+
+impl Change {
+    /// The owner to publish in `ScheduledIo::owners` once this change is
+    /// applied for `waker`, if the slot changes: the task's address for a
+    /// lone task waker, else 0, so that only a lone task parks without the
+    /// lock.
+    pub(super) fn owner(self, waker: &Waker) -> Option<usize> {
+        match self {
+            Change::Keep => None,
+            Change::Replace => Some(owner_of(waker)),
+            Change::Join => Some(0),
+        }
+    }
+}
+
+impl Slot {
+    pub(super) const EMPTY: Slot = Slot::Many(None);
+
+    /// What parking `waker` changes, given whether the direction is armed
+    /// (someone waits in this slot) in the word the parker will exchange.
+    pub(super) fn change_for(&self, waker: &Waker, armed: bool) -> Change {
+        let present = match self {
+            Slot::One(stored) => stored.will_wake(waker),
+            Slot::Many(list) => list
+                .iter()
+                .flat_map(|l| l.iter())
+                .any(|w| w.will_wake(waker)),
+        };
+        match (present, armed) {
+            (true, _) => Change::Keep,
+            (false, false) => Change::Replace,
+            (false, true) => Change::Join,
+        }
+    }
+
+    /// Applies `change` for `waker`. Wakers that leave the slot go into
+    /// `released`, for the caller to drop once it holds no lock (a waker's
+    /// destructor may run anything, a task's output's included).
+    pub(super) fn apply(&mut self, change: Change, waker: &Waker, released: &mut Vec<Waker>) {
+        match change {
+            Change::Keep => {}
+            Change::Replace => {
+                let old = std::mem::replace(self, Slot::One(waker.clone()));
+                old.drain_into(released);
+            }
+            Change::Join => {
+                let list = match self {
+                    Slot::Many(Some(list)) => list,
+                    _ => {
+                        let old = std::mem::replace(self, Slot::Many(Some(Box::default())));
+                        let Slot::Many(Some(list)) = self else {
+                            unreachable!("just stored");
+                        };
+                        old.drain_into(list);
+                        list
+                    }
+                };
+                // Finished tasks no longer wait for anything: the list does
+                // not keep them (nor their allocations) alive.
+                let mut i = 0;
+                while i < list.len() {
+                    if raw::is_finished_task(&list[i]) {
+                        released.push(list.swap_remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+                list.push(waker.clone());
+            }
+        }
+    }
+
+    /// Wakes the waiters of a slot whose armed bit the caller just cleared,
+    /// under the waiter lock. A lone task of the runtime whose driver is at
+    /// `driver` (the common case: a connection's task on its own socket) is
+    /// claimed and queued by the driver through `woken`
+    /// (`raw::wake_by_driver`), any other lone reveille task at once; its
+    /// waker stays, so that the task parks again without the lock. Any other
+    /// waker, and every waker of a list, leaves the slot for `wake`, to be
+    /// woken once every lock is released.
+    ///
+    /// Waking a reveille task here, under the lock, is safe because its wake
+    /// never polls anything and never takes this lock: it flips the task's
+    /// state and pushes it onto a run queue. A foreign waker may run its task
+    /// inline, which could park on this very source and deadlock on the lock.
+    #[inline(always)]
+    pub(super) fn wake(
+        &mut self,
+        wake: &mut Vec<Waker>,
+        woken: &mut impl FnMut(Task),
+        driver: usize,
+    ) {
+        match self {
+            Slot::One(waker) if raw::wake_by_driver(waker, driver, woken) => {}
+            Slot::One(waker) if is_task_waker(waker) => waker.wake_by_ref(),
+            _ => self.take().drain_into(wake),
+        }
+    }
+
+    /// Empties the slot, handing back what it held.
+    pub(super) fn take(&mut self) -> Slot {
+        std::mem::replace(self, Slot::EMPTY)
+    }
+
+    /// Moves every waker of this slot into `out`.
+    pub(super) fn drain_into(self, out: &mut Vec<Waker>) {
+        match self {
+            Slot::One(waker) => out.push(waker),
+            Slot::Many(Some(list)) => out.extend(*list),
+            Slot::Many(None) => {}
+        }
+    }
+
+    /// The wakers in the slot (for the tests).
+    #[cfg(test)]
+    pub(super) fn wakers(&self) -> Vec<Waker> {
+        match self {
+            Slot::One(waker) => vec![waker.clone()],
+            Slot::Many(list) => list.iter().flat_map(|l| l.iter()).cloned().collect(),
+        }
+    }
+}
+
+/// Whether `waker` is a task's: it stays in its slot after a wakeup, and
+/// the same task parks again without the lock. In this crate's own tests a
+/// stand-in counts too ([`test_support::task_like`](super::test_support)),
+/// so that the loom models and the proptest drive the task paths without a
+/// runtime.
+#[inline]
+fn is_task_waker(waker: &Waker) -> bool {
+    raw::is_task_waker(waker) || super::test_support::is_task_like(waker)
+}
+
+/// Who `waker` wakes, as a number that is 0 for "not a task": a task's
+/// address (its waker's data). Published per slot in `owners`, so that the
+/// task parking there again arms without the lock. Only tasks count: two
+/// live wakers with one data address and different vtables are possible in
+/// general, never among tasks, whose data is their allocation and whose
+/// vtable is one static.
+#[inline]
+pub(super) fn owner_of(waker: &Waker) -> usize {
+    if is_task_waker(waker) {
+        waker.data().addr()
+    } else {
+        0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_no_larger_than_one_waker() {
+        assert_eq!(
+            std::mem::size_of::<Slot>(),
+            std::mem::size_of::<Option<Waker>>()
+        );
+    }
+}
