@@ -190,7 +190,11 @@ impl<T: mio::event::Source> IoSource<T> {
     /// transfer clears nothing and the next read pays for its `WouldBlock`.
     ///
     /// Not for datagram sockets, where a short datagram says nothing about
-    /// what else is queued.
+    /// what else is queued, and not for reads on Unix stream sockets: Linux
+    /// ends those at a message carrying descriptors or, with `SO_PASSCRED`,
+    /// at a change of the sender's credentials, with more bytes queued and
+    /// no edge to come. ARCHITECTURE.md lists, per socket family, each kernel
+    /// guarantee this shortcut relies on.
     #[inline]
     pub fn poll_transfer(
         &self,

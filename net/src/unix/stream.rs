@@ -223,15 +223,14 @@ impl UnixStream {
     /// Reads what is available now, never waiting: `WouldBlock` if nothing
     /// is. `Ok(0)` means EOF (or an empty `buf`).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Read, buf.len(), |s| recv(s, buf))
+        // `try_io`, not `try_transfer`: see `poll_read_inner`.
+        self.io.try_io(Direction::Read, |s| recv(s, buf))
     }
 
     /// Like [`try_read`](UnixStream::try_read), into several buffers
     /// (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Read, total_len(bufs), |s| recv_vectored(s, bufs))
+        self.io.try_io(Direction::Read, |s| recv_vectored(s, bufs))
     }
 
     /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
@@ -250,9 +249,17 @@ impl UnixStream {
             })
     }
 
+    /// A read is `poll_io`, not `poll_transfer`: a short read on a Unix
+    /// stream does not prove its receive queue empty. Linux ends a read at a
+    /// message that carries descriptors (`SCM_RIGHTS`), and, once either end
+    /// has `SO_PASSCRED` set, wherever the sender's credentials change (two
+    /// processes writing to one connection), with the rest still queued and
+    /// no new edge to come. So a read that moved fewer bytes than offered
+    /// keeps the readiness, and the next read pays for the `WouldBlock` that
+    /// proves the queue empty. Writes keep the shortcut: a short write does
+    /// mean the send buffer is full, and freeing it raises an edge.
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
+        self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
     }
 
     fn poll_read_vectored_inner(
@@ -261,9 +268,7 @@ impl UnixStream {
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         self.io
-            .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
-                recv_vectored(s, bufs)
-            })
+            .poll_io(cx, Direction::Read, |s| recv_vectored(s, bufs))
     }
 
     fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
