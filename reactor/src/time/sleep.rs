@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::Key;
 use crate::context;
+use crate::coop;
 use crate::driver::DriverHandle;
 
 /// An instant that no program will live to see, for deadlines too far away
@@ -41,6 +42,18 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 /// becomes 1 ms, never 0). So a sleep of 100 µs takes about 1 ms, and a
 /// sleep of 5.3 ms about 6 ms, on an idle runtime; finer timing needs a busy
 /// loop, which this library does not do.
+///
+/// # Fairness
+///
+/// A sleep that completes spends one unit of the task's budget, as an I/O
+/// operation does (see [`IoSource::poll_io`](crate::IoSource::poll_io)):
+/// once the budget is spent, a sleep whose deadline has passed wakes its
+/// task and returns `Pending` instead, so that the task goes to the back of
+/// the run queue. Without that, `loop { sleep(Duration::ZERO).await }`, or an
+/// interval whose work takes longer than its period, would complete every
+/// sleep at once and never let another task or the reactor run. (In
+/// [`timeout`](crate::timeout) the deadline spends nothing: the future it
+/// bounds may have spent the budget, and the deadline must still fire.)
 ///
 /// # Cost
 ///
@@ -188,16 +201,32 @@ impl Sleep {
     /// assert!(matches!(sleep.as_mut().poll_sleep(&mut cx), Poll::Ready(Err(_))));
     /// ```
     pub fn poll_sleep(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if Instant::now() >= this.deadline {
-            if let (Some(driver), Some(key)) = (&this.driver, this.key.take()) {
+        self.get_mut().poll_deadline(cx, true)
+    }
+
+    /// [`poll_sleep`](Sleep::poll_sleep) as `Future::poll` does it (a
+    /// panic for its errors), but spending none of the task's budget: for a
+    /// deadline raced against another future, which may have spent it all
+    /// (see [`timeout`](crate::timeout)).
+    pub(crate) fn poll_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        unwrap_or_panic(self.poll_deadline(cx, false))
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, budgeted: bool) -> Poll<io::Result<()>> {
+        if Instant::now() >= self.deadline {
+            // Completing spends a unit, as an I/O operation does: a loop of
+            // sleeps that are due at once must still yield.
+            if budgeted {
+                std::task::ready!(coop::poll_proceed(cx));
+            }
+            if let (Some(driver), Some(key)) = (&self.driver, self.key.take()) {
                 driver.timers().remove(key);
             }
             return Poll::Ready(Ok(()));
         }
-        let driver = match &this.driver {
+        let driver = match &self.driver {
             Some(driver) => driver,
-            None => this.driver.insert(context::driver()?),
+            None => self.driver.insert(context::driver()?),
         };
         let mut timers = driver.timers();
         // Checked under the timer lock, which the shutdown's `fire_all` takes
@@ -205,14 +234,14 @@ impl Sleep {
         // fired by it, or sees the flag here. Never one left behind.
         if driver.is_shut_down() {
             drop(timers);
-            if this.for_io {
+            if self.for_io {
                 return Poll::Pending;
             }
             return Poll::Ready(Err(io::Error::other(
                 "reveille::sleep polled after its runtime shut down",
             )));
         }
-        if let Some(key) = this.key {
+        if let Some(key) = self.key {
             if timers.update(key, cx.waker()) {
                 return Poll::Pending;
             }
@@ -220,12 +249,12 @@ impl Sleep {
             // fires past deadlines, so this cannot happen; waiting again is
             // still the safe answer.
         }
-        let (key, earliest) = timers.insert(this.deadline, cx.waker().clone());
+        let (key, earliest) = timers.insert(self.deadline, cx.waker().clone());
         drop(timers);
         if earliest {
             driver.unpark();
         }
-        this.key = Some(key);
+        self.key = Some(key);
         Poll::Pending
     }
 }
@@ -238,11 +267,16 @@ impl Future for Sleep {
     /// If first polled on a thread with no reveille runtime, or polled after
     /// its runtime shut down; [`Sleep::poll_sleep`] returns those as errors.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.poll_sleep(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Ready(Err(error)) => panic!("{error}"),
-            Poll::Pending => Poll::Pending,
-        }
+        unwrap_or_panic(self.poll_sleep(cx))
+    }
+}
+
+/// What awaiting a sleep does with [`Sleep::poll_sleep`]'s errors.
+fn unwrap_or_panic(poll: Poll<io::Result<()>>) -> Poll<()> {
+    match poll {
+        Poll::Ready(Ok(())) => Poll::Ready(()),
+        Poll::Ready(Err(error)) => panic!("{error}"),
+        Poll::Pending => Poll::Pending,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,9 @@ async fn race<F: Future>(mut deadline: Sleep, future: F) -> Result<F::Output, El
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match Pin::new(&mut deadline).poll(cx) {
+        // Unbudgeted: `future` may have spent the task's budget, and a
+        // deadline refused for that would never fire while it keeps doing so.
+        match deadline.poll_unbudgeted(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }
