@@ -17,9 +17,29 @@
 //! The budget lives in a thread-local set by the worker before each poll.
 //! Outside a reveille worker (a source polled by another executor) it is
 //! unlimited: that executor's fairness is its own business.
+//!
+//! # Another executor inside a task
+//!
+//! A task may run another executor inside its poll (`futures::executor::
+//! block_on`, a hand-written poll loop): poor style, since it blocks the
+//! worker, but it must not livelock. That executor inherits the thread's
+//! budget, which nothing refills while it runs; refused, its future wakes
+//! that executor's waker, which polls it again at once, for ever. So a
+//! refusal looks at whose poll it is, by the `Context`'s waker:
+//!
+//! * a reveille task's waker, or the `block_on` future's: the worker's own
+//!   poll, always refused (the worker polls it again after the others);
+//! * any other waker (a combinator's, such as `FuturesUnordered`'s for each
+//!   of its futures, or another executor's) is refused once; if the same
+//!   waker comes back for more before the worker's poll ends, whatever
+//!   polls it did not return to the worker after being told to yield, so it
+//!   is another executor, and the budget is lifted for the rest of the
+//!   worker's poll. The worker gives the next poll a full budget again.
 
 use std::cell::Cell;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+
+use crate::task::raw;
 
 /// I/O operations a task may complete in one poll; tokio's figure for the
 /// same idea. Large enough that a busy task pays for a trip through the run
@@ -32,6 +52,12 @@ const UNLIMITED: u32 = u32::MAX;
 
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
+    /// The last waker refused that was not the worker's own (its data
+    /// address), during the current worker poll; 0 if none.
+    static REFUSED: Cell<usize> = const { Cell::new(0) };
+    /// The data address of the waker of the `block_on` future the worker on
+    /// this thread runs; 0 if none.
+    static MAIN: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Gives the task about to be polled its budget (`None`: unlimited).
@@ -51,15 +77,33 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     let left = BUDGET.get();
     match left {
         UNLIMITED => Poll::Ready(()),
-        0 => {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
+        0 => refuse(cx),
         _ => {
             BUDGET.set(left - 1);
             Poll::Ready(())
         }
     }
+}
+
+/// The budget is spent: yield, unless the poll is another executor's (see
+/// the module docs).
+#[cold]
+#[inline(never)]
+fn refuse(cx: &mut Context<'_>) -> Poll<()> {
+    let waker = cx.waker();
+    let id = waker.data().addr();
+    if !raw::is_task_waker(waker) && id != MAIN.get() {
+        if REFUSED.get() == id {
+            // Polled again after being told to yield, without the worker's
+            // poll ending: another executor runs here.
+            REFUSED.set(0);
+            BUDGET.set(UNLIMITED);
+            return Poll::Ready(());
+        }
+        REFUSED.set(id);
+    }
+    waker.wake_by_ref();
+    Poll::Pending
 }
 
 /// Whether the task just polled spent its whole budget (and so, most likely,
@@ -74,6 +118,14 @@ pub(crate) fn spent() -> bool {
     BUDGET.get() == 0
 }
 
+/// Forgets the waker refused during the poll that just ended: the worker
+/// calls it after a poll that [`spent`] its budget (the only kind that can
+/// leave one), so that the next poll starts clean.
+#[inline]
+pub(crate) fn forget_refused() {
+    REFUSED.set(0);
+}
+
 /// Returns the unit that [`poll_proceed`] took, for an operation that ended up
 /// waiting.
 #[inline]
@@ -84,25 +136,35 @@ pub(crate) fn refund() {
     }
 }
 
-/// Restores the thread's previous budget when dropped: the worker loop holds
-/// one so that code running on this thread after `block_on` returns (or
-/// unwinds) is unconstrained again.
+/// Restores the thread's previous budget (and `block_on` waker) when
+/// dropped: the worker loop holds one so that code running on this thread
+/// after `block_on` returns (or unwinds) is unconstrained again.
 #[derive(Debug)]
 pub(crate) struct ResetGuard {
     previous: u32,
+    main: usize,
 }
 
 impl ResetGuard {
     pub(crate) fn new() -> ResetGuard {
         ResetGuard {
             previous: BUDGET.get(),
+            main: MAIN.get(),
         }
+    }
+
+    /// Records the waker of the `block_on` future this worker runs: a poll
+    /// with it is the worker's own, always refused once the budget is spent.
+    pub(crate) fn set_main_waker(&self, waker: &Waker) {
+        MAIN.set(waker.data().addr());
     }
 }
 
 impl Drop for ResetGuard {
     fn drop(&mut self) {
         BUDGET.set(self.previous);
+        MAIN.set(self.main);
+        REFUSED.set(0);
     }
 }
 
@@ -139,6 +201,38 @@ mod tests {
             assert!(poll_proceed(&mut cx).is_ready());
         }
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_foreign_waker_back_after_its_refusal_is_another_executor() {
+        let guard = ResetGuard::new();
+        let (nested, main) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let nested_waker = Waker::from(nested.clone());
+        let mut cx = Context::from_waker(&nested_waker);
+        reset(Some(1));
+        assert!(poll_proceed(&mut cx).is_ready());
+        assert!(poll_proceed(&mut cx).is_pending(), "refused once");
+        assert_eq!(nested.0.load(Ordering::SeqCst), 1);
+        // Polled again by whoever it woke, without the worker's poll ending:
+        // another executor, which is not refused again.
+        for _ in 0..1000 {
+            assert!(poll_proceed(&mut cx).is_ready());
+        }
+        assert_eq!(nested.0.load(Ordering::SeqCst), 1);
+
+        // The `block_on` future's waker is the worker's own: always refused.
+        let main_waker = Waker::from(main.clone());
+        guard.set_main_waker(&main_waker);
+        let mut cx = Context::from_waker(&main_waker);
+        reset(Some(1));
+        assert!(poll_proceed(&mut cx).is_ready());
+        assert!(poll_proceed(&mut cx).is_pending());
+        assert!(poll_proceed(&mut cx).is_pending());
+        assert_eq!(main.0.load(Ordering::SeqCst), 2);
+        forget_refused();
     }
 
     #[test]

@@ -226,7 +226,7 @@ impl Runtime {
             injected,
             tasks_per_tick,
             task_budget,
-            _budget: coop::ResetGuard::new(),
+            coop_guard: coop::ResetGuard::new(),
         };
         guard.run(future)
     }
@@ -320,8 +320,9 @@ struct CoreGuard<'a> {
     injected: Vec<Injected>,
     tasks_per_tick: u32,
     task_budget: Option<u32>,
-    /// Gives the thread back its budget (unlimited) when `block_on` ends.
-    _budget: coop::ResetGuard,
+    /// Gives the thread back its budget (unlimited) when `block_on` ends,
+    /// and names the `block_on` future's waker to the budget meanwhile.
+    coop_guard: coop::ResetGuard,
 }
 
 impl CoreGuard<'_> {
@@ -329,6 +330,7 @@ impl CoreGuard<'_> {
         let shared = &self.runtime.shared;
         let main = MainWaker::new(shared.clone());
         let waker = Waker::from(main.clone());
+        self.coop_guard.set_main_waker(&waker);
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         // The main future starts scheduled, like any new task.
@@ -362,6 +364,7 @@ impl CoreGuard<'_> {
                     Runnable::Task(task) => c.local.run(task),
                 }
                 if coop::spent() {
+                    coop::forget_refused();
                     deferred = Some(key);
                     break;
                 }
