@@ -135,17 +135,36 @@ impl<T: sealed::Sealed + ?Sized> sealed::Sealed for &T {
 /// The addresses `addrs` names: at once for literals, from the resolver on
 /// the blocking pool for a host name. Never an empty list.
 ///
-/// Dropping the future while a lookup runs detaches the lookup: it finishes
-/// on its pool thread and its answer is dropped.
+/// Dropping the future cancels a lookup that no pool thread has started
+/// (the pool is busy), and detaches one that runs: it finishes on its pool
+/// thread and its answer is dropped.
 pub(crate) async fn resolve<A>(addrs: &A) -> io::Result<Vec<SocketAddr>>
 where
     A: ToSocketAddrs + ?Sized,
 {
-    let (host, port) = match addrs.socket_addrs()? {
-        Addrs::Resolved(addrs) => return Ok(addrs),
-        Addrs::Lookup(host, port) => (host, port),
-    };
-    reveille_reactor::try_spawn_blocking(move || lookup(&host, port))?.await?
+    match addrs.socket_addrs()? {
+        Addrs::Resolved(addrs) => Ok(addrs),
+        Addrs::Lookup(host, port) => lookup_on_pool(host, port).await,
+    }
+}
+
+/// Resolves `host` on the blocking pool; see [`resolve`] for what dropping
+/// the future does.
+pub(crate) async fn lookup_on_pool(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let mut job = AbortOnDrop(reveille_reactor::try_spawn_blocking(move || {
+        lookup(&host, port)
+    })?);
+    (&mut job.0).await?
+}
+
+/// Aborts the job when the future waiting for it goes: a lookup queued
+/// behind a busy pool is then never run for nobody.
+struct AbortOnDrop<T>(reveille_reactor::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The blocking half of [`resolve`]: `getaddrinfo` through std.

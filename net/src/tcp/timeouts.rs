@@ -30,15 +30,19 @@ use std::time::{Duration, Instant};
 
 use reveille_reactor::{Direction, IoSource, Sleep};
 
-use crate::addr::{each_addr, ToSocketAddrs};
+use crate::addr::sealed::Addrs;
+use crate::addr::{each_addr, lookup_on_pool, ToSocketAddrs};
 use crate::tcp::TcpStream;
 
 impl TcpStream {
     /// [`connect`](TcpStream::connect), giving up after `timeout`.
     ///
-    /// The timeout bounds the whole call: if `addr` names several addresses,
-    /// they share it, and one that is not reached before the time runs out is
-    /// not tried.
+    /// The timeout bounds the whole call, from the moment it is made: the
+    /// lookup of a host name (which waits for a thread of the blocking pool
+    /// when all are busy, and then for the resolver) and every connect
+    /// attempt. If `addr` names several addresses, they share it, and one
+    /// that is not reached before the time runs out is not tried. A lookup
+    /// that has not started when the time runs out never runs.
     ///
     /// # Errors
     ///
@@ -76,12 +80,29 @@ impl TcpStream {
                 "connect_timeout: a zero timeout cannot connect",
             ));
         }
-        let deadline = Instant::now().checked_add(timeout);
-        each_addr(&addr, |addr| async move {
-            let Some(deadline) = deadline else {
-                // Too far to represent: no timeout at all.
-                return TcpStream::connect_one(addr).await;
-            };
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too far to represent: no timeout at all.
+            return TcpStream::connect(addr).await;
+        };
+        // The deadline starts now and covers the lookup too: a busy blocking
+        // pool or a slow resolver must not stretch the call past it.
+        let addrs = match addr.socket_addrs()? {
+            Addrs::Resolved(addrs) => addrs,
+            Addrs::Lookup(host, port) => {
+                let name = format!("{host}:{port}");
+                reveille_reactor::timeout_at(deadline, lookup_on_pool(host, port))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "connect to {name}: timed out after {timeout:?} resolving the name"
+                            ),
+                        ))
+                    })?
+            }
+        };
+        each_addr(addrs.as_slice(), |addr| async move {
             let timed_out = || {
                 io::Error::new(
                     io::ErrorKind::TimedOut,
