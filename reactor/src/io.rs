@@ -18,6 +18,27 @@ use crate::coop;
 use crate::ready::{Direction, Ready, ReadyEvent};
 use crate::registration::Registration;
 
+/// Checks that an [`IoSource`] made on this thread now would find a runtime
+/// to register with: `Ok`, or the error [`IoSource::new`] would return.
+///
+/// For a socket type whose setup has an effect that cannot be undone before
+/// its registration: a connect reaches the peer, which accepts a connection
+/// that the caller would never get if the registration then failed.
+/// Checked first, the call fails before it touches the network.
+///
+/// # Examples
+///
+/// ```
+/// // No runtime on this thread: an error that says so.
+/// assert!(reveille_reactor::ensure_runtime().is_err());
+/// reveille_reactor::block_on(async {
+///     assert!(reveille_reactor::ensure_runtime().is_ok());
+/// });
+/// ```
+pub fn ensure_runtime() -> io::Result<()> {
+    crate::context::driver().map(drop)
+}
+
 /// A mio source registered with the current thread's runtime.
 ///
 /// The source is registered once, edge-triggered, for reading and writing,

@@ -39,7 +39,7 @@ mod time;
 
 pub use blocking::{spawn_blocking, try_spawn_blocking};
 pub use driver::DEFAULT_EVENT_CAPACITY;
-pub use io::{IoSource, ReadyFuture};
+pub use io::{ensure_runtime, IoSource, ReadyFuture};
 pub use join::{JoinError, JoinHandle};
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use runtime::{block_on, spawn, Builder, Runtime};

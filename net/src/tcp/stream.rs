@@ -81,7 +81,8 @@ impl TcpStream {
     ///
     /// A malformed address (`InvalidInput`), a host name the resolver cannot
     /// resolve, or the last address's connect error (`ConnectionRefused`,
-    /// ...).
+    /// ...). Polled on a thread with no reveille runtime, an error saying so,
+    /// before any connect is sent: the peer never sees a connection.
     ///
     /// # Cancellation
     ///
@@ -100,6 +101,9 @@ impl TcpStream {
     /// one connect path, for [`connect`](TcpStream::connect) and
     /// [`TcpSocket::connect`].
     pub(super) async fn connect_socket(socket: Socket, addr: SocketAddr) -> io::Result<TcpStream> {
+        // Before the connect: once it is sent, the peer may accept a
+        // connection that a failed registration would leave to nobody.
+        reveille_reactor::ensure_runtime()?;
         match socket.connect(&addr.into()) {
             Ok(()) => {}
             // The handshake is under way; its outcome is the first event.

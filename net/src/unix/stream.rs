@@ -80,9 +80,11 @@ impl UnixStream {
     /// the thread: it retries on a timer, after 1 ms, then doubling up to
     /// 64 ms between tries, until the listener makes room or goes away. To
     /// give up sooner, wrap it in [`timeout`](reveille_reactor::timeout).
-    /// The pauses are the runtime's timers, so that wait (and only it) needs
-    /// the future to be polled on a thread running a reveille runtime: off
-    /// one, or once the runtime has shut down, it fails with an error.
+    /// The pauses are the runtime's timers, and the stream registers with
+    /// the runtime of the thread that polls the future: polled off a reveille
+    /// runtime, it fails with an error before it connects (the listener
+    /// never sees a connection), and a wait whose runtime has shut down
+    /// fails too.
     ///
     /// # Errors
     ///
@@ -100,6 +102,9 @@ impl UnixStream {
     /// listener.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
+        // Before the connect: once it is made, the listener may accept a
+        // connection that a failed registration would leave to nobody.
+        reveille_reactor::ensure_runtime().map_err(|e| with_path(e, "connect to", path))?;
         let mut pause = CONNECT_RETRY_MIN;
         loop {
             // mio opens the socket non-blocking and close-on-exec. On
