@@ -147,3 +147,21 @@ fn a_late_interval_lets_other_tasks_run() {
         outcome.sleeper_ran
     );
 }
+
+#[test]
+fn a_loop_of_elapsed_timeouts_lets_other_tasks_run() {
+    const BOUND: usize = 1_000_000;
+    let outcome = on_own_thread("elapsed timeouts", || {
+        other_tasks_beside(BOUND, async || {
+            let bounded = reveille::timeout(Duration::ZERO, std::future::pending::<()>());
+            assert!(bounded.await.is_err(), "a zero timeout on a pending future");
+        })
+    });
+    assert!(
+        outcome.stopped_at.is_some(),
+        "{BOUND} iterations of an elapsed `timeout` ran without the other tasks getting a \
+         turn (reader ran: {}, 1 ms sleeper ran: {}): its deadline never spends the budget",
+        outcome.reader_ran,
+        outcome.sleeper_ran
+    );
+}

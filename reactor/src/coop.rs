@@ -30,11 +30,14 @@
 //! * a reveille task's waker, or the `block_on` future's: the worker's own
 //!   poll, always refused (the worker polls it again after the others);
 //! * any other waker (a combinator's, such as `FuturesUnordered`'s for each
-//!   of its futures, or another executor's) is refused once; if the same
-//!   waker comes back for more before the worker's poll ends, whatever
-//!   polls it did not return to the worker after being told to yield, so it
-//!   is another executor, and the budget is lifted for the rest of the
-//!   worker's poll. The worker gives the next poll a full budget again.
+//!   of its futures, or another executor's) is refused too, and counted.
+//!   A combinator gives up after a refusal or two and returns `Pending` to
+//!   the task (`FuturesUnordered` after two of its futures yielded), so a
+//!   worker poll sees a handful. Another executor polls its future again at
+//!   once, for ever: past [`NESTED_REFUSALS`] refusals in one worker poll,
+//!   whatever is polling is taken to be one, and the budget is lifted for
+//!   the rest of that poll. The worker gives the next poll a full budget
+//!   again.
 
 use std::cell::Cell;
 use std::task::{Context, Poll, Waker};
@@ -50,11 +53,17 @@ pub(crate) const DEFAULT_BUDGET: u32 = 128;
 /// The value that means "no budget": operations never yield.
 const UNLIMITED: u32 = u32::MAX;
 
+/// Refusals of wakers that are not the worker's own, in one worker poll,
+/// past which another executor is taken to be polling (see the module
+/// docs): far above what combinators cause (two per `FuturesUnordered`
+/// poll), reached by a spinning executor within microseconds.
+pub(crate) const NESTED_REFUSALS: u32 = 1024;
+
 thread_local! {
     static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
-    /// The last waker refused that was not the worker's own (its data
-    /// address), during the current worker poll; 0 if none.
-    static REFUSED: Cell<usize> = const { Cell::new(0) };
+    /// Refusals of wakers that are not the worker's own during the current
+    /// worker poll.
+    static REFUSED: Cell<u32> = const { Cell::new(0) };
     /// The data address of the waker of the `block_on` future the worker on
     /// this thread runs; 0 if none.
     static MAIN: Cell<usize> = const { Cell::new(0) };
@@ -91,16 +100,16 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 #[inline(never)]
 fn refuse(cx: &mut Context<'_>) -> Poll<()> {
     let waker = cx.waker();
-    let id = waker.data().addr();
-    if !raw::is_task_waker(waker) && id != MAIN.get() {
-        if REFUSED.get() == id {
-            // Polled again after being told to yield, without the worker's
-            // poll ending: another executor runs here.
+    if !raw::is_task_waker(waker) && waker.data().addr() != MAIN.get() {
+        let refused = REFUSED.get() + 1;
+        if refused > NESTED_REFUSALS {
+            // Told to yield again and again without the worker's poll
+            // ending: another executor runs here.
             REFUSED.set(0);
             BUDGET.set(UNLIMITED);
             return Poll::Ready(());
         }
-        REFUSED.set(id);
+        REFUSED.set(refused);
     }
     waker.wake_by_ref();
     Poll::Pending
@@ -118,9 +127,16 @@ pub(crate) fn spent() -> bool {
     BUDGET.get() == 0
 }
 
-/// Forgets the waker refused during the poll that just ended: the worker
+/// Whether the running task has budget left: for a future that must know
+/// whether the future it wraps spent it (see `timeout`).
+#[inline]
+pub(crate) fn has_budget() -> bool {
+    BUDGET.get() != 0
+}
+
+/// Forgets the refusals counted during the poll that just ended: the worker
 /// calls it after a poll that [`spent`] its budget (the only kind that can
-/// leave one), so that the next poll starts clean.
+/// count any), so that the next poll starts clean.
 #[inline]
 pub(crate) fn forget_refused() {
     REFUSED.set(0);
@@ -204,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_waker_back_after_its_refusal_is_another_executor() {
+    fn a_foreign_waker_refused_again_and_again_is_another_executor() {
         let guard = ResetGuard::new();
         let (nested, main) = (
             Arc::new(Count(AtomicUsize::new(0))),
@@ -214,24 +230,26 @@ mod tests {
         let mut cx = Context::from_waker(&nested_waker);
         reset(Some(1));
         assert!(poll_proceed(&mut cx).is_ready());
-        assert!(poll_proceed(&mut cx).is_pending(), "refused once");
-        assert_eq!(nested.0.load(Ordering::SeqCst), 1);
-        // Polled again by whoever it woke, without the worker's poll ending:
-        // another executor, which is not refused again.
+        for i in 1..=NESTED_REFUSALS as usize {
+            assert!(poll_proceed(&mut cx).is_pending(), "refusal {i}");
+        }
+        assert_eq!(nested.0.load(Ordering::SeqCst), NESTED_REFUSALS as usize);
+        // Still polled, without the worker's poll ending: another executor,
+        // which is no longer refused.
         for _ in 0..1000 {
             assert!(poll_proceed(&mut cx).is_ready());
         }
-        assert_eq!(nested.0.load(Ordering::SeqCst), 1);
 
-        // The `block_on` future's waker is the worker's own: always refused.
+        // The `block_on` future's waker is the worker's own: always refused,
+        // and not counted.
         let main_waker = Waker::from(main.clone());
         guard.set_main_waker(&main_waker);
         let mut cx = Context::from_waker(&main_waker);
         reset(Some(1));
         assert!(poll_proceed(&mut cx).is_ready());
-        assert!(poll_proceed(&mut cx).is_pending());
-        assert!(poll_proceed(&mut cx).is_pending());
-        assert_eq!(main.0.load(Ordering::SeqCst), 2);
+        for _ in 0..2 * NESTED_REFUSALS {
+            assert!(poll_proceed(&mut cx).is_pending());
+        }
         forget_refused();
     }
 

@@ -52,8 +52,9 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 /// the run queue. Without that, `loop { sleep(Duration::ZERO).await }`, or an
 /// interval whose work takes longer than its period, would complete every
 /// sleep at once and never let another task or the reactor run. (In
-/// [`timeout`](crate::timeout) the deadline spends nothing: the future it
-/// bounds may have spent the budget, and the deadline must still fire.)
+/// [`timeout`](crate::timeout) the deadline spends nothing when the future
+/// it bounds spent the budget in the same poll: the deadline must still
+/// fire.)
 ///
 /// # Cost
 ///

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::sleep::{deadline_after, sleep_until, Sleep};
+use crate::coop;
 
 /// The error of [`timeout`]: the deadline passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +84,20 @@ pub fn timeout_at<F: Future>(
 async fn race<F: Future>(mut deadline: Sleep, future: F) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
     poll_fn(|cx| {
+        let had_budget = coop::has_budget();
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        // Unbudgeted: `future` may have spent the task's budget, and a
-        // deadline refused for that would never fire while it keeps doing so.
-        match deadline.poll_unbudgeted(cx) {
+        // If `future` spent the task's budget in this very poll, the deadline
+        // spends none: refused, it would never fire while `future` keeps
+        // doing so. Otherwise it spends a unit as any timer does, so that a
+        // loop of elapsed timeouts yields too.
+        let poll = if had_budget && !coop::has_budget() {
+            deadline.poll_unbudgeted(cx)
+        } else {
+            Pin::new(&mut deadline).poll(cx)
+        };
+        match poll {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }
