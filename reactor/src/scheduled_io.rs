@@ -30,7 +30,7 @@
 //! of arming; an event landing after finds the bit set. The driver sets the
 //! bits of an event with one compare-exchange and, only if a direction it
 //! concerns is armed, takes the waiter lock, clears the armed bits it will
-//! wake, and wakes the slot's waker.
+//! wake, and wakes the slot's waiters.
 //!
 //! The wakers themselves live behind that lock, and change only under it.
 //! The common park, by the task whose waker is already in the slot, needs no
@@ -122,7 +122,7 @@ impl Direction {
 }
 
 /// `current` with `direction`'s slot version bumped, wrapping within its
-/// byte.
+/// 12 bits.
 fn bump_version(current: u64, direction: Direction) -> u64 {
     let shift = direction.version_shift();
     let version = ((current >> shift) + 1) & VERSION_MASK;
@@ -279,8 +279,8 @@ impl ScheduledIo {
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         let i = direction.index();
         let waker = cx.waker();
-        // Wakers that leave the slot, dropped once the lock is released.
-        let mut released = Vec::new();
+        // What leaves the slot, dropped or woken once the lock is released.
+        let mut leftovers = waiters::Leftovers::default();
         let result = {
             let mut waiters = lock(&self.waiters);
             let slot = &mut waiters[i];
@@ -313,14 +313,14 @@ impl ScheduledIo {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        slot.apply(change, waker, &mut released);
+                        slot.apply(change, waker, &mut leftovers);
                         break Poll::Pending;
                     }
                     Err(actual) => current = actual,
                 }
             }
         };
-        drop(released);
+        leftovers.release();
         result
     }
 
@@ -431,6 +431,19 @@ impl ScheduledIo {
             }
         }
         drop(released);
+    }
+
+    /// Whether every published owner is the lone task waker of its slot,
+    /// the invariant the lock-free park relies on (for the tests).
+    #[cfg(test)]
+    fn owners_match_slots(&self) -> bool {
+        let waiters = lock(&self.waiters);
+        self.owners.iter().zip(waiters.iter()).all(|(owner, slot)| {
+            match owner.load(Ordering::Relaxed) {
+                0 => true,
+                owner => owner == slot.lone_owner(),
+            }
+        })
     }
 
     /// The wakers waiting in `direction` now (for the tests).

@@ -292,3 +292,32 @@ fn loom_waiters_joining_a_slot_racing_an_edge_are_all_woken() {
         }
     });
 }
+
+/// (h) A task parks under the lock (the slot holds another task's leftover
+/// waker) while an edge lands. If its exchange lost to the edge, the owner it
+/// wrote for it must not stay published: its next park would arm, without
+/// the lock, a slot holding the other task's waker, and be lost.
+#[test]
+fn loom_a_park_that_loses_to_an_edge_leaves_no_stale_owner() {
+    check(|| {
+        let (io, _, leftover) = parked_task_woken_once();
+        let Poll::Ready(Ok(seen)) = poll(&io, &leftover, Direction::Read) else {
+            panic!("woken by an edge that nothing cleared");
+        };
+        io.clear_would_block(seen);
+        let (xs, _) = CountingWaker::new();
+        let x = task_like(xs.clone());
+        let driver = {
+            let io = io.clone();
+            thread::spawn(move || deliver(&io, Ready::READABLE))
+        };
+        let first = poll(&io, &x, Direction::Read);
+        driver.join().unwrap();
+        if let Poll::Ready(Ok(seen)) = first {
+            io.clear_would_block(seen);
+            assert!(poll(&io, &x, Direction::Read).is_pending());
+            deliver(&io, Ready::READABLE);
+            assert_eq!(xs.wakes(), 1, "the second park was lost");
+        }
+    });
+}

@@ -314,6 +314,10 @@ proptest! {
             want.1.sort_unstable();
             prop_assert_eq!(real.waiters(), want, "step {}: {:?}", step, op);
             prop_assert_eq!(real.wakes(), model.wakes.to_vec(), "step {}: {:?}", step, op);
+            prop_assert!(
+                real.io.owners_match_slots(),
+                "step {}: {:?}: an owner is published for a slot it is not alone in", step, op
+            );
         }
     }
 }

@@ -183,3 +183,79 @@ fn the_state_of_a_source_fits_one_96_byte_malloc_chunk() {
         "ScheduledIo's Arc needs {arc_inner} bytes"
     );
 }
+
+/// A task whose slot became a list must no longer be its published owner:
+/// once the list is woken and taken, the task's next park must go through
+/// the lock and be found by the next event (a lock-free arm of the emptied
+/// slot would be lost).
+#[test]
+fn a_task_that_shared_its_slot_is_woken_after_parking_alone_again() {
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
+    let task = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let t = test_support::task_like(task.clone());
+    let (_, other) = counting();
+    let mut wake = Vec::new();
+    for waker in [&t, &other] {
+        assert!(io
+            .poll_ready(&mut Context::from_waker(waker), Direction::Read)
+            .is_pending());
+    }
+    assert!(io.owners_match_slots());
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    wake_all(&mut wake);
+    assert_eq!(task.0.load(Ordering::SeqCst), 1);
+    let Poll::Ready(Ok(seen)) = io.poll_ready(&mut Context::from_waker(&t), Direction::Read) else {
+        panic!("readable");
+    };
+    io.clear_would_block(seen);
+    assert!(io
+        .poll_ready(&mut Context::from_waker(&t), Direction::Read)
+        .is_pending());
+    io.set_readiness(Ready::READABLE, &mut wake, &mut drop, 0);
+    wake_all(&mut wake);
+    assert_eq!(
+        task.0.load(Ordering::SeqCst),
+        2,
+        "the task's second park was lost"
+    );
+}
+
+/// A list that reaches its limit wakes everyone in it (the ones still
+/// waiting park again, the ones that left are let go of) and doubles the
+/// limit, so that it cannot grow without bound while the source is idle,
+/// nor wake a crowd of real waiters over and over.
+#[test]
+fn a_full_list_wakes_everyone_and_doubles_its_limit() {
+    let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
+    let waiters: Vec<_> = (0..=64).map(|_| counting()).collect();
+    for (_, waker) in &waiters[..64] {
+        assert!(io
+            .poll_ready(&mut Context::from_waker(waker), Direction::Read)
+            .is_pending());
+    }
+    assert!(waiters
+        .iter()
+        .all(|(count, _)| count.0.load(Ordering::SeqCst) == 0));
+    // The 65th finds the list full: the 64 are woken, it alone waits.
+    let (_, last) = &waiters[64];
+    assert!(io
+        .poll_ready(&mut Context::from_waker(last), Direction::Read)
+        .is_pending());
+    let woken = |range: std::ops::Range<usize>| {
+        waiters[range]
+            .iter()
+            .map(|(count, _)| count.0.load(Ordering::SeqCst))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(woken(0..64), vec![1; 64]);
+    assert_eq!(woken(64..65), vec![0]);
+    assert_eq!(io.waiting(Direction::Read).len(), 1);
+    // They park again: 65 fit under the doubled limit, and nobody is woken.
+    for (_, waker) in &waiters[..64] {
+        assert!(io
+            .poll_ready(&mut Context::from_waker(waker), Direction::Read)
+            .is_pending());
+    }
+    assert_eq!(io.waiting(Direction::Read).len(), 65);
+    assert_eq!(woken(0..65), [vec![1; 64], vec![0]].concat());
+}

@@ -24,31 +24,67 @@
 //!
 //! A waiter that stops waiting without an event (its future dropped) stays
 //! in the list until the next event or the source's drop: a stateless poll
-//! has no "I am leaving" step. The list holds each waker once (by
-//! [`Waker::will_wake`]), and drops the wakers of reveille tasks that have
-//! finished whenever it grows, so it is bounded by the tasks alive that
-//! waited on this direction since its last event.
+//! has no "I am leaving" step (tokio's futures are list nodes that unlink
+//! themselves when dropped; a `poll_read` has nowhere to keep one). So the
+//! list holds each waker once (by [`Waker::will_wake`]), lets go of the
+//! wakers of reveille tasks that have finished whenever it grows, and once
+//! it reaches its limit (64 at first) wakes every waker in it, spuriously:
+//! those still waiting park again, the others are let go of, and the limit
+//! doubles, so that a crowd of real waiters larger than the limit is not
+//! woken over and over. The list goes at the next event.
 
 use std::task::Waker;
 
 use crate::task::raw::{self, Task};
 
+/// Waiters a new list may hold before it wakes them all (see the module
+/// docs).
+const FIRST_LIMIT: usize = 64;
+
 /// The waiters of one direction.
 ///
-/// `Many(None)` is the empty slot. A slot holding waiters while its
-/// direction's `ARMED` bit is clear is not waited on: they are leftovers
-/// (a task's waker after its wakeup, a waker stored by a park that then
-/// found the direction ready) and go at the next park.
+/// `Many(None)` is the empty slot. A slot holding a waker while its
+/// direction's `ARMED` bit is clear is not waited on: it is a leftover (a
+/// task's waker after its wakeup) and goes at the next park.
 #[derive(Debug)]
 pub(super) enum Slot {
     /// One waker: the common case.
     One(Waker),
     /// Several distinct wakers, or none: `None` is the empty slot, and a
-    /// list exists only while several tasks wait. Boxed, because a `Vec`
-    /// (24 bytes) beside it would make every slot, and so every source's
-    /// state, larger: a box is one pointer, and fits beside `One`'s niche.
-    #[allow(clippy::box_collection)]
-    Many(Option<Box<Vec<Waker>>>),
+    /// list exists only while several tasks wait. Boxed, because a list
+    /// beside `One` would make every slot, and so every source's state,
+    /// larger: a box is one pointer, and fits beside `One`'s niche.
+    Many(Option<Box<List>>),
+}
+
+/// The wakers of a direction several tasks wait on.
+#[derive(Debug)]
+pub(super) struct List {
+    wakers: Vec<Waker>,
+    /// Wakers it may hold before it wakes them all and doubles this.
+    limit: usize,
+}
+
+/// What a park takes out of a slot, to be dropped or woken once the waiter
+/// lock is released: a waker's destructor may run anything (a task's
+/// output's included), and a foreign waker may poll this very source.
+#[derive(Debug, Default)]
+pub(super) struct Leftovers {
+    /// The slot's former content, after a `Replace`.
+    old: Option<Slot>,
+    /// Wakers of finished tasks, pruned from a list.
+    finished: Vec<Waker>,
+    /// A full list's wakers, to be woken (see the module docs).
+    woken: Vec<Waker>,
+}
+
+impl Leftovers {
+    /// Drops and wakes what the park took out. Call with no lock held.
+    pub(super) fn release(self) {
+        drop(self.old);
+        drop(self.finished);
+        self.woken.into_iter().for_each(Waker::wake);
+    }
 }
 
 /// How a park changes a slot; see [`Slot::change_for`].
@@ -86,7 +122,7 @@ impl Slot {
             Slot::One(stored) => stored.will_wake(waker),
             Slot::Many(list) => list
                 .iter()
-                .flat_map(|l| l.iter())
+                .flat_map(|l| &l.wakers)
                 .any(|w| w.will_wake(waker)),
         };
         match (present, armed) {
@@ -96,39 +132,27 @@ impl Slot {
         }
     }
 
-    /// Applies `change` for `waker`. Wakers that leave the slot go into
-    /// `released`, for the caller to drop once it holds no lock (a waker's
-    /// destructor may run anything, a task's output's included).
-    pub(super) fn apply(&mut self, change: Change, waker: &Waker, released: &mut Vec<Waker>) {
+    /// Applies `change` for `waker`; what leaves the slot goes into
+    /// `leftovers`.
+    pub(super) fn apply(&mut self, change: Change, waker: &Waker, leftovers: &mut Leftovers) {
         match change {
             Change::Keep => {}
             Change::Replace => {
-                let old = std::mem::replace(self, Slot::One(waker.clone()));
-                old.drain_into(released);
+                leftovers.old = Some(std::mem::replace(self, Slot::One(waker.clone())));
             }
             Change::Join => {
-                let list = match self {
-                    Slot::Many(Some(list)) => list,
-                    _ => {
-                        let old = std::mem::replace(self, Slot::Many(Some(Box::default())));
-                        let Slot::Many(Some(list)) = self else {
-                            unreachable!("just stored");
-                        };
-                        old.drain_into(list);
-                        list
-                    }
-                };
-                // Finished tasks no longer wait for anything: the list does
-                // not keep them (nor their allocations) alive.
-                let mut i = 0;
-                while i < list.len() {
-                    if raw::is_finished_task(&list[i]) {
-                        released.push(list.swap_remove(i));
-                    } else {
-                        i += 1;
-                    }
+                if !matches!(self, Slot::Many(Some(_))) {
+                    let mut list = Box::new(List {
+                        wakers: Vec::new(),
+                        limit: FIRST_LIMIT,
+                    });
+                    std::mem::replace(self, Slot::EMPTY).drain_into(&mut list.wakers);
+                    *self = Slot::Many(Some(list));
                 }
-                list.push(waker.clone());
+                let Slot::Many(Some(list)) = self else {
+                    unreachable!("a list was just made");
+                };
+                list.join(waker, leftovers);
             }
         }
     }
@@ -169,8 +193,18 @@ impl Slot {
     pub(super) fn drain_into(self, out: &mut Vec<Waker>) {
         match self {
             Slot::One(waker) => out.push(waker),
-            Slot::Many(Some(list)) => out.extend(*list),
+            Slot::Many(Some(list)) => out.extend(list.wakers),
             Slot::Many(None) => {}
+        }
+    }
+
+    /// The owner a lone task's waker here would publish, else 0 (for the
+    /// tests: a published owner must be this one).
+    #[cfg(test)]
+    pub(super) fn lone_owner(&self) -> usize {
+        match self {
+            Slot::One(waker) => owner_of(waker),
+            Slot::Many(_) => 0,
         }
     }
 
@@ -179,8 +213,30 @@ impl Slot {
     pub(super) fn wakers(&self) -> Vec<Waker> {
         match self {
             Slot::One(waker) => vec![waker.clone()],
-            Slot::Many(list) => list.iter().flat_map(|l| l.iter()).cloned().collect(),
+            Slot::Many(list) => list.iter().flat_map(|l| &l.wakers).cloned().collect(),
         }
+    }
+}
+
+impl List {
+    /// Adds `waker`, which is not in the list yet. Lets go of finished
+    /// tasks' wakers first, and wakes everyone if the list is full.
+    fn join(&mut self, waker: &Waker, leftovers: &mut Leftovers) {
+        // Finished tasks no longer wait for anything: the list does not keep
+        // them (nor their allocations) alive.
+        let mut i = 0;
+        while i < self.wakers.len() {
+            if raw::is_finished_task(&self.wakers[i]) {
+                leftovers.finished.push(self.wakers.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if self.wakers.len() >= self.limit {
+            leftovers.woken.append(&mut self.wakers);
+            self.limit *= 2;
+        }
+        self.wakers.push(waker.clone());
     }
 }
 
