@@ -1,7 +1,8 @@
-//! Connecting on a thread that runs no reveille runtime fails with an error
-//! saying so, and fails *before* anything reaches the peer: the check for a
-//! runtime must come before `connect(2)`, or every such call leaves the
-//! listener a connection that opens and closes at once.
+//! Connecting (or listening) on a thread that runs no reveille runtime fails
+//! with an error saying so, and fails *before* anything reaches the peer: the
+//! check for a runtime must come before `connect(2)`, or every such call
+//! leaves the listener a connection that opens and closes at once (and
+//! before `listen(2)`, which would complete handshakes nobody accepts).
 //!
 //! Each connect future is polled once with a no-op waker (it must be ready:
 //! there is nothing to wait for), then the std listener, non-blocking, must
@@ -76,4 +77,31 @@ fn unix_stream_connect_off_a_runtime_reaches_no_listener() {
     listener.set_nonblocking(true).unwrap();
     fails_at_once("UnixStream::connect", UnixStream::connect(&path));
     nothing_to_accept("UnixStream::connect", listener.accept());
+}
+
+/// Listening off a runtime fails before `listen(2)`, which would let the
+/// kernel complete handshakes that nobody accepts, and before a Unix
+/// listener's socket file is made.
+#[test]
+fn listening_off_a_runtime_fails_before_listen() {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let error = socket.listen(16).unwrap_err();
+    assert!(error.to_string().contains("runtime"), "{error}");
+    // Not listening: a connect to the bound port is refused.
+    let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
+
+    let path = SocketPath::new("off-runtime-listener");
+    let error = reveille::net::UnixListener::bind(&path).unwrap_err();
+    assert!(error.to_string().contains("runtime"), "{error}");
+    assert!(
+        !path.path().exists(),
+        "a socket file was made for a listener that could not exist"
+    );
 }

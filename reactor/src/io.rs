@@ -212,9 +212,9 @@ impl<T: mio::event::Source> IoSource<T> {
     ///
     /// Not for datagram sockets, where a short datagram says nothing about
     /// what else is queued, and not for reads on Unix stream sockets: Linux
-    /// ends those at a message carrying descriptors or, with `SO_PASSCRED`,
-    /// at a change of the sender's credentials, with more bytes queued and
-    /// no edge to come. ARCHITECTURE.md lists, per socket family, each kernel
+    /// ends those after a message carrying descriptors or, when the reader
+    /// has `SO_PASSCRED`, at a change of the sender's credentials, with more
+    /// bytes queued and no edge to come. ARCHITECTURE.md lists, per socket family, each kernel
     /// guarantee this shortcut relies on.
     #[inline]
     pub fn poll_transfer(

@@ -210,6 +210,9 @@ impl TcpSocket {
     /// an unbound socket listens on an ephemeral port of the wildcard
     /// address.
     pub fn listen(self, backlog: i32) -> io::Result<TcpListener> {
+        // Before `listen(2)`: from then on the kernel completes handshakes,
+        // which a failed registration would leave to nobody.
+        reveille_reactor::ensure_runtime()?;
         self.inner.listen(backlog)?;
         TcpListener::from_socket(self.inner)
     }

@@ -37,7 +37,7 @@ use crate::tcp::TcpStream;
 impl TcpStream {
     /// [`connect`](TcpStream::connect), giving up after `timeout`.
     ///
-    /// The timeout bounds the whole call, from the moment it is made: the
+    /// The timeout bounds the whole call, from its first poll: the
     /// lookup of a host name (which waits for a thread of the blocking pool
     /// when all are busy, and then for the resolver) and every connect
     /// attempt. If `addr` names several addresses, they share it, and one

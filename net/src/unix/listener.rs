@@ -76,6 +76,8 @@ impl UnixListener {
     }
 
     fn bind_inner(path: &Path, backlog: i32) -> io::Result<UnixListener> {
+        // Before the socket file exists and clients can connect to it.
+        reveille_reactor::ensure_runtime()?;
         // socket2 opens it close-on-exec.
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.set_nonblocking(true)?;

@@ -255,14 +255,15 @@ impl UnixStream {
     }
 
     /// A read is `poll_io`, not `poll_transfer`: a short read on a Unix
-    /// stream does not prove its receive queue empty. Linux ends a read at a
-    /// message that carries descriptors (`SCM_RIGHTS`), and, once either end
-    /// has `SO_PASSCRED` set, wherever the sender's credentials change (two
-    /// processes writing to one connection), with the rest still queued and
-    /// no new edge to come. So a read that moved fewer bytes than offered
-    /// keeps the readiness, and the next read pays for the `WouldBlock` that
-    /// proves the queue empty. Writes keep the shortcut: a short write does
-    /// mean the send buffer is full, and freeing it raises an edge.
+    /// stream does not prove its receive queue empty. Linux ends a read
+    /// after a message that carries descriptors (`SCM_RIGHTS`), and, when
+    /// this socket has `SO_PASSCRED` set, wherever the sender's credentials
+    /// change (two processes writing to one connection), with the rest still
+    /// queued and no new edge to come. So a read that moved fewer bytes than
+    /// offered keeps the readiness, and the next read pays for the
+    /// `WouldBlock` that proves the queue empty. Writes keep the shortcut: a
+    /// short write does mean the send buffer is full, and freeing it raises
+    /// an edge.
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
     }
