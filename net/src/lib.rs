@@ -12,9 +12,10 @@
 //! eventfds, `std` sockets); it lives here, beside the socket types it
 //! generalises, and is re-exported as `reveille::net::Async`.
 //!
-//! The crate denies `unsafe_code` everywhere but one small module,
-//! `unix/cred.rs`: the one `getsockopt` behind [`UnixStream::peer_cred`],
-//! which neither std (unstable) nor socket2 offers safely.
+//! The crate denies `unsafe_code` everywhere but one small module, `sys.rs`,
+//! its one door for raw syscalls: `fcntl` for `O_NONBLOCK` on any descriptor
+//! and the `getsockopt` behind [`UnixStream::peer_cred`], which neither std
+//! (unstable) nor socket2 offers.
 //!
 //! [reveille]: https://docs.rs/reveille
 
@@ -23,8 +24,9 @@
 
 mod addr;
 mod async_fd;
-mod fd_flags;
+mod conversions;
 mod stream_io;
+mod sys;
 pub mod tcp;
 mod ttl;
 mod udp;

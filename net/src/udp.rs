@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::task::{Context, Poll};
 
 use reveille_reactor::{Direction, IoSource};
@@ -70,7 +70,7 @@ use crate::addr::{each_addr, ToSocketAddrs};
 /// ICMP message names) once, and the socket stays usable. An unconnected
 /// socket does not see them.
 pub struct UdpSocket {
-    io: IoSource<mio::net::UdpSocket>,
+    pub(crate) io: IoSource<mio::net::UdpSocket>,
 }
 
 impl UdpSocket {
@@ -400,18 +400,6 @@ impl UdpSocket {
     /// socket, an ICMP error that no send or receive has reported yet.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get_ref().take_error()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
     }
 }
 

@@ -106,7 +106,8 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// ```
 pub struct IoSource<T: mio::event::Source> {
     registration: Registration,
-    io: T,
+    /// `None` only once [`into_inner`](IoSource::into_inner) has taken it.
+    io: Option<T>,
 }
 
 impl<T: mio::event::Source> IoSource<T> {
@@ -132,7 +133,10 @@ impl<T: mio::event::Source> IoSource<T> {
 
     fn with_readiness(mut io: T, initial: Ready) -> io::Result<IoSource<T>> {
         let registration = Registration::new(&mut io, initial)?;
-        Ok(IoSource { registration, io })
+        Ok(IoSource {
+            registration,
+            io: Some(io),
+        })
     }
 
     /// Registers `io` ("maybe ready", as in [`new`](IoSource::new)) with the
@@ -144,7 +148,10 @@ impl<T: mio::event::Source> IoSource<T> {
         let registration = self
             .registration
             .beside(&mut io, Ready::READABLE | Ready::WRITABLE)?;
-        Ok(IoSource { registration, io })
+        Ok(IoSource {
+            registration,
+            io: Some(io),
+        })
     }
 
     /// A timer on the runtime this source belongs to, whichever thread
@@ -163,7 +170,7 @@ impl<T: mio::event::Source> IoSource<T> {
     /// The source itself, for operations that never block (addresses,
     /// options).
     pub fn get_ref(&self) -> &T {
-        &self.io
+        self.io()
     }
 
     /// Runs `op` when `direction` may be ready, until it stops saying
@@ -241,7 +248,7 @@ impl<T: mio::event::Source> IoSource<T> {
         let mut event = ready!(self.registration.poll_ready(cx, direction))?;
         ready!(coop::poll_proceed(cx));
         loop {
-            match op(&self.io) {
+            match op(self.io()) {
                 Ok(value) => {
                     if drained(&value) && !event.ready().contains(Ready::PRIORITY) {
                         self.registration.clear_readiness(event);
@@ -299,7 +306,7 @@ impl<T: mio::event::Source> IoSource<T> {
             Some(observed) => observed?,
             None => return Err(io::ErrorKind::WouldBlock.into()),
         };
-        let result = op(&self.io);
+        let result = op(self.io());
         match &result {
             Ok(value) if drained(value) && !event.ready().contains(Ready::PRIORITY) => {
                 self.registration.clear_readiness(event);
@@ -310,6 +317,27 @@ impl<T: mio::event::Source> IoSource<T> {
             _ => {}
         }
         result
+    }
+
+    /// Deregisters the source and hands it back, as it is (still in
+    /// non-blocking mode, for sockets): for `into_std` and the conversions
+    /// to `OwnedFd`. Tasks waiting on it are let go of, as when it drops.
+    pub fn into_inner(mut self) -> T {
+        let mut io = self
+            .io
+            .take()
+            .expect("the source is present until into_inner");
+        self.registration.deregister(&mut io);
+        io
+    }
+
+    /// The source. Present from creation to `into_inner` or the drop.
+    #[inline(always)]
+    fn io(&self) -> &T {
+        match &self.io {
+            Some(io) => io,
+            None => unreachable!("the source is present until into_inner"),
+        }
     }
 
     /// Polls for readiness of `direction` without doing any I/O.
@@ -341,7 +369,9 @@ impl<T: mio::event::Source> Drop for IoSource<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
-        self.registration.deregister(&mut self.io);
+        if let Some(io) = &mut self.io {
+            self.registration.deregister(io);
+        }
     }
 }
 

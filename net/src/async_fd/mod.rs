@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use reveille_reactor::{Direction, IoSource};
 
-use crate::fd_flags;
+use crate::sys;
 
 mod traits;
 
@@ -165,7 +165,7 @@ impl<T: AsFd> Async<T> {
         // refuses is handed back unchanged.
         let source = IoSource::new(Fd(fd)).map_err(|error| registration_error(fd, error))?;
         // On failure `source` drops here and deregisters.
-        let was_nonblocking = fd_flags::set_nonblocking(io.as_fd(), true)?;
+        let was_nonblocking = sys::set_nonblocking(io.as_fd(), true)?;
         Ok(Async {
             source,
             io: Some(io),
@@ -218,7 +218,7 @@ impl<T: AsFd> Async<T> {
         // close it at once, and its number must not stay in the epoll set.
         drop(self);
         if restore {
-            fd_flags::set_nonblocking(io.as_fd(), false)?;
+            sys::set_nonblocking(io.as_fd(), false)?;
         }
         Ok(io)
     }
@@ -361,7 +361,7 @@ impl<T: AsFd> Drop for Async<T> {
             if let Some(io) = &self.io {
                 // Nothing to do about a failure here, and `fcntl` on an open
                 // descriptor does not fail in practice.
-                let _ = fd_flags::set_nonblocking(io.as_fd(), false);
+                let _ = sys::set_nonblocking(io.as_fd(), false);
             }
         }
         // Then `source` drops (deregisters), then `io` (may close the fd).

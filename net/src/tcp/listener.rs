@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -49,7 +49,7 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpListener {
-    io: IoSource<mio::net::TcpListener>,
+    pub(crate) io: IoSource<mio::net::TcpListener>,
 }
 
 impl TcpListener {
@@ -176,18 +176,6 @@ impl TcpListener {
     /// listener sends.
     pub fn ttl(&self) -> io::Result<u32> {
         ttl::ttl(SockRef::from(self), self.local_addr()?)
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ use crate::ttl;
 /// [`set_write_timeout`](TcpStream::set_write_timeout) is cancelled in the
 /// same way, at the same point.
 pub struct TcpStream {
-    io: IoSource<mio::net::TcpStream>,
+    pub(crate) io: IoSource<mio::net::TcpStream>,
     /// Read and write timeouts (`timeouts.rs`): one load per read or write
     /// poll while none is set.
     pub(super) timeouts: IoTimeouts,
@@ -371,18 +371,6 @@ impl TcpStream {
 }
 
 crate::stream_io::impl_stream_traits!(TcpStream);
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

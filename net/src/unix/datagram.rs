@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
@@ -61,7 +61,7 @@ use super::path_error::with_path;
 /// before it returned has sent none (a datagram leaves whole, inside the poll
 /// that returns its length).
 pub struct UnixDatagram {
-    io: IoSource<mio::net::UnixDatagram>,
+    pub(crate) io: IoSource<mio::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
@@ -286,18 +286,6 @@ fn send_to(socket: &mio::net::UnixDatagram, buf: &[u8], addr: &SockAddr) -> io::
 /// `send(2)` with `MSG_NOSIGNAL`.
 fn send(socket: &mio::net::UnixDatagram, buf: &[u8]) -> io::Result<usize> {
     SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
 }
 
 impl fmt::Debug for UnixDatagram {

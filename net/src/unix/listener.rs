@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -46,7 +46,7 @@ use crate::tcp::DEFAULT_BACKLOG;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct UnixListener {
-    io: IoSource<mio::net::UnixListener>,
+    pub(crate) io: IoSource<mio::net::UnixListener>,
 }
 
 impl UnixListener {
@@ -150,18 +150,6 @@ impl UnixListener {
     /// Takes the pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get_ref().take_error()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
     }
 }
 

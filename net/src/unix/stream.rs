@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::pin::pin;
@@ -65,7 +65,7 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_millis(64);
 /// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
 /// have sent a prefix of its buffer, and the caller cannot know how much.
 pub struct UnixStream {
-    io: IoSource<mio::net::UnixStream>,
+    pub(crate) io: IoSource<mio::net::UnixStream>,
 }
 
 impl UnixStream {
@@ -305,18 +305,6 @@ impl UnixStream {
 }
 
 crate::stream_io::impl_stream_traits!(UnixStream);
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,74 @@
+//! The crate's one door for raw syscalls and `unsafe`: what neither std nor
+//! socket2 offers on every descriptor. Everything else goes through mio,
+//! socket2 or std.
+//!
+//! * `fcntl(F_GETFL/F_SETFL)` for `O_NONBLOCK` on any descriptor (pipes,
+//!   eventfds, terminals), for [`Async`](crate::Async);
+//! * `getsockopt(SO_PEERCRED)` for [`UnixStream::peer_cred`](crate::UnixStream::peer_cred)
+//!   (std's is unstable, socket2 has none).
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// A libc call's `-1` as the `io::Error` of `errno`.
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description and returns
+/// whether it was set before. Skips the second syscall when the flag is
+/// already as asked.
+///
+/// The flag belongs to the open file description, not to the descriptor:
+/// every duplicate of `fd` (a `dup`, the same file inherited by another
+/// process) sees the change.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<bool> {
+    // SAFETY: `fd` is a live descriptor for the duration of the call (it is
+    // borrowed); F_GETFL takes no argument.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let was = flags & libc::O_NONBLOCK != 0;
+    if was != nonblocking {
+        let flags = if nonblocking {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        // SAFETY: as above; F_SETFL takes the flags as an int.
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
+    }
+    Ok(was)
+}
+
+/// The credentials of a Unix socket's peer, as the kernel recorded them
+/// when the connection was made (`SO_PEERCRED`).
+pub(crate) fn peer_cred(socket: BorrowedFd<'_>) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `socket` is a live descriptor for the duration of the call (it
+    // is borrowed). The kernel writes at most `len` bytes, which is the size
+    // of `cred`, a valid and exclusively borrowed `ucred` (plain integers, for
+    // which any bytes are valid), and writes the size it used into `len`,
+    // also valid and exclusively borrowed.
+    check(unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    debug_assert_eq!(len as usize, mem::size_of::<libc::ucred>());
+    Ok(cred)
+}
