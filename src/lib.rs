@@ -24,6 +24,11 @@
 //! }
 //! ```
 //!
+//! The modules are where a tokio user looks for things: [`net`] (sockets),
+//! [`time`] (timers), [`task`] (spawning), [`runtime`] (the runtime and its
+//! builder), [`io`] (the traits the streams implement) and [`fs`]. The most
+//! used names are at the root too ([`block_on`], [`spawn`], [`sleep`], ...).
+//!
 //! This crate only re-exports: the reactor, executor and timers come from
 //! `reveille-reactor`, the socket types from `reveille-net`.
 
@@ -39,6 +44,39 @@ pub use reveille_reactor::{interval, interval_at, timeout_at, Interval, MissedTi
 pub use reveille_reactor::spawn_blocking;
 
 pub use reveille_reactor::fs;
+
+/// Timers: sleeps, timeouts and intervals, kept by the runtime's driver
+/// (millisecond resolution, never early).
+pub mod time {
+    pub use reveille_reactor::{
+        interval, interval_at, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval,
+        MissedTickBehavior, Sleep, Tick,
+    };
+}
+
+/// Tasks: spawning futures onto the runtime, closures onto its blocking
+/// pool, and the handles that give their output back.
+pub mod task {
+    pub use reveille_reactor::{spawn, spawn_blocking, try_spawn_blocking, JoinError, JoinHandle};
+}
+
+/// The runtime: a reactor and the executor that runs the tasks it wakes.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let runtime = reveille::runtime::Builder::new().build()?;
+/// let sum = runtime.block_on(async {
+///     let handle = reveille::task::spawn(async { 1 + 1 });
+///     reveille::time::sleep(Duration::from_millis(1)).await;
+///     handle.await
+/// });
+/// assert_eq!(sum.unwrap(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub mod runtime {
+    pub use reveille_reactor::{block_on, Builder, Runtime};
+}
 
 /// Socket types.
 pub mod net {
@@ -59,7 +97,9 @@ pub mod io {
 /// The reactor's building block, for socket types outside this crate: a mio
 /// source registered with the current runtime.
 pub mod reactor {
-    pub use reveille_reactor::{Direction, IoSource, Ready, ReadyEvent, ReadyFuture};
+    pub use reveille_reactor::{
+        ensure_runtime, Direction, IoSource, Ready, ReadyEvent, ReadyFuture,
+    };
 }
 
 /// Streams, re-exported from futures-core ([`net::TcpListener::incoming`]
