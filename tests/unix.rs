@@ -479,3 +479,41 @@ fn sockets_made_without_a_runtime_fail_with_an_error_that_says_so() {
         assert!(!path.path().exists(), "a failed bind left its socket file");
     }
 }
+
+/// Unix streams share the stream core, and with it TCP's read and write
+/// timeouts: an idle read and a write the peer does not take fail with
+/// `TimedOut`, and the stream stays usable.
+#[test]
+fn unix_streams_have_read_and_write_timeouts() {
+    run(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let limit = Duration::from_millis(50);
+        assert_eq!(a.read_timeout().unwrap(), None);
+        a.set_read_timeout(Some(limit)).unwrap();
+        a.set_write_timeout(Some(limit)).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), Some(limit));
+        assert_eq!(a.write_timeout().unwrap(), Some(limit));
+        assert!(a.set_read_timeout(Some(Duration::ZERO)).is_err());
+
+        let mut buf = [0; 16];
+        let start = std::time::Instant::now();
+        let error = a.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+        assert!(start.elapsed() >= limit);
+
+        small_buffers(&a, 64 << 10, 64 << 10).unwrap();
+        let data = pattern(3, 4 << 20);
+        let error = a.write_all(&data).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+
+        // Still usable: what the peer sends now is read.
+        b.write_all(b"after").await.unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"after") {
+            let n = a.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "EOF before the bytes sent after the timeouts");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"after");
+    });
+}

@@ -4,10 +4,10 @@
 //! (`AsFd`, `AsRawFd`). One definition, so that every type offers the same
 //! set with the same rules.
 
-/// The conversions of a socket type `$ty` whose field `io` is an
-/// `IoSource` over a mio socket, and whose `from_std` takes a `$std`.
+/// The conversions of a socket type `$ty` whose `IoSource` over a mio
+/// socket is at the field path `$io`, and whose `from_std` takes a `$std`.
 macro_rules! socket_conversions {
-    ($ty:ident, $std:ty, $std_name:literal) => {
+    ($ty:ident, $std:ty, $std_name:literal, $($io:ident).+) => {
         impl $ty {
             #[doc = concat!(
                         "Deregisters the socket from its runtime and returns it as a [`",
@@ -36,7 +36,7 @@ macro_rules! socket_conversions {
         /// non-blocking.
         impl From<$ty> for std::os::fd::OwnedFd {
             fn from(socket: $ty) -> std::os::fd::OwnedFd {
-                std::os::fd::OwnedFd::from(socket.io.into_inner())
+                std::os::fd::OwnedFd::from(socket.$($io).+.into_inner())
             }
         }
 
@@ -50,13 +50,13 @@ macro_rules! socket_conversions {
 
         impl std::os::fd::AsFd for $ty {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.io.get_ref().as_fd()
+                self.$($io).+.get_ref().as_fd()
             }
         }
 
         impl std::os::fd::AsRawFd for $ty {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.io.get_ref().as_raw_fd()
+                self.$($io).+.get_ref().as_raw_fd()
             }
         }
     };
@@ -64,21 +64,34 @@ macro_rules! socket_conversions {
 
 use crate::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
-socket_conversions!(TcpStream, std::net::TcpStream, "std::net::TcpStream");
-socket_conversions!(TcpListener, std::net::TcpListener, "std::net::TcpListener");
-socket_conversions!(UdpSocket, std::net::UdpSocket, "std::net::UdpSocket");
+socket_conversions!(
+    TcpStream,
+    std::net::TcpStream,
+    "std::net::TcpStream",
+    core.io
+);
+socket_conversions!(
+    TcpListener,
+    std::net::TcpListener,
+    "std::net::TcpListener",
+    io
+);
+socket_conversions!(UdpSocket, std::net::UdpSocket, "std::net::UdpSocket", io);
 socket_conversions!(
     UnixStream,
     std::os::unix::net::UnixStream,
-    "std::os::unix::net::UnixStream"
+    "std::os::unix::net::UnixStream",
+    core.io
 );
 socket_conversions!(
     UnixListener,
     std::os::unix::net::UnixListener,
-    "std::os::unix::net::UnixListener"
+    "std::os::unix::net::UnixListener",
+    io
 );
 socket_conversions!(
     UnixDatagram,
     std::os::unix::net::UnixDatagram,
-    "std::os::unix::net::UnixDatagram"
+    "std::os::unix::net::UnixDatagram",
+    io
 );

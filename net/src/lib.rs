@@ -25,7 +25,7 @@
 mod addr;
 mod async_fd;
 mod conversions;
-mod stream_io;
+mod stream;
 mod sys;
 pub mod tcp;
 mod ttl;

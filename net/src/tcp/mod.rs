@@ -2,11 +2,11 @@
 //! configures a socket before it becomes either, and [`TcpStream::into_split`]
 //! makes two owned halves of a stream.
 
+mod connect_timeout;
 mod listener;
 mod socket;
 mod split;
 mod stream;
-mod timeouts;
 
 pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
 pub use socket::TcpSocket;

@@ -12,9 +12,8 @@ use reveille_reactor::{Direction, IoSource};
 use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::stream_io::{recv, recv_vectored, send, send_vectored, total_len};
+use crate::stream::StreamCore;
 use crate::tcp::socket::TcpSocket;
-use crate::tcp::timeouts::IoTimeouts;
 use crate::ttl;
 
 /// A TCP connection.
@@ -61,10 +60,7 @@ use crate::ttl;
 /// [`set_write_timeout`](TcpStream::set_write_timeout) is cancelled in the
 /// same way, at the same point.
 pub struct TcpStream {
-    pub(crate) io: IoSource<mio::net::TcpStream>,
-    /// Read and write timeouts (`timeouts.rs`): one load per read or write
-    /// poll while none is set.
-    pub(super) timeouts: IoTimeouts,
+    pub(crate) core: StreamCore<mio::net::TcpStream>,
 }
 
 impl TcpStream {
@@ -112,12 +108,11 @@ impl TcpStream {
         }
         // Nothing can be ready yet: wait for the kernel's first event rather
         // than spend a getsockopt learning "not yet".
-        let stream = TcpStream {
-            io: IoSource::new_unready(mio::net::TcpStream::from_std(socket.into()))?,
-            timeouts: IoTimeouts::default(),
-        };
+        let stream = TcpStream::from_source(IoSource::new_unready(mio::net::TcpStream::from_std(
+            socket.into(),
+        ))?);
         poll_fn(|cx| {
-            stream.io.poll_io(cx, Direction::Write, |socket| {
+            stream.core.io.poll_io(cx, Direction::Write, |socket| {
                 if let Some(error) = socket.take_error()? {
                     return Err(error);
                 }
@@ -139,8 +134,7 @@ impl TcpStream {
     /// Wraps a registered mio stream (an accepted connection).
     pub(crate) fn from_source(io: IoSource<mio::net::TcpStream>) -> TcpStream {
         TcpStream {
-            io,
-            timeouts: IoTimeouts::default(),
+            core: StreamCore::new(io),
         }
     }
 
@@ -148,31 +142,30 @@ impl TcpStream {
     /// non-blocking mode and registering it with this thread's runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream {
-            io: IoSource::new(mio::net::TcpStream::from_std(stream))?,
-            timeouts: IoTimeouts::default(),
-        })
+        Ok(TcpStream::from_source(IoSource::new(
+            mio::net::TcpStream::from_std(stream),
+        )?))
     }
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.core.socket().peer_addr()
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.core.socket().local_addr()
     }
 
     /// Sets `TCP_NODELAY`: send small writes at once instead of waiting to
     /// coalesce them (Nagle's algorithm). Request/response protocols want it.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.io.get_ref().set_nodelay(nodelay)
+        self.core.socket().set_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.io.get_ref().nodelay()
+        self.core.socket().nodelay()
     }
 
     /// Sets `SO_LINGER`: what closing the socket does with data not yet
@@ -229,12 +222,12 @@ impl TcpStream {
     /// `Shutdown::Write` the peer reads EOF once it has read everything sent
     /// before; we can still read what it sends.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.core.socket().shutdown(how)
     }
 
     /// Takes the pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
+        self.core.socket().take_error()
     }
 
     /// Waits until the stream may be readable. A later
@@ -264,7 +257,7 @@ impl TcpStream {
     /// }
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read).await.map(drop)
+        self.core.readable().await
     }
 
     /// Waits until the stream may be writable. A later
@@ -272,36 +265,30 @@ impl TcpStream {
     ///
     /// Cancelling it loses nothing: it does no I/O.
     pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write).await.map(drop)
+        self.core.writable().await
     }
 
     /// Reads what is available now, never waiting: `WouldBlock` if nothing
     /// is. `Ok(0)` means EOF (or an empty `buf`).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Read, buf.len(), |s| recv(s, buf))
+        self.core.try_read(buf)
     }
 
     /// Like [`try_read`](TcpStream::try_read), into several buffers (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Read, total_len(bufs), |s| recv_vectored(s, bufs))
+        self.core.try_read_vectored(bufs)
     }
 
     /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
     /// takes nothing.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Write, buf.len(), |s| send(s, buf))
+        self.core.try_write(buf)
     }
 
     /// Like [`try_write`](TcpStream::try_write), from several buffers
     /// (`sendmsg`).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Write, total_len(bufs), |s| {
-                send_vectored(s, bufs)
-            })
+        self.core.try_write_vectored(bufs)
     }
 
     /// Reads without consuming: the next read returns the same bytes. Waits
@@ -315,62 +302,100 @@ impl TcpStream {
 
     /// Polls for [`peek`](TcpStream::peek).
     pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let poll = self.io.poll_io(cx, Direction::Read, |s| s.peek(buf));
-        self.timeouts.check(&self.io, Direction::Read, cx, poll)
+        self.core.poll_read_with(cx, |s| s.peek(buf))
     }
 
-    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let poll = self
-            .io
-            .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf));
-        self.timeouts.check(&self.io, Direction::Read, cx, poll)
+    /// Sets how long a read may wait for data before it fails with
+    /// [`TimedOut`](io::ErrorKind::TimedOut); `None` (the default) waits for
+    /// ever.
+    ///
+    /// It applies to every read through [`AsyncRead`](futures_io::AsyncRead)
+    /// (`poll_read`, `poll_read_vectored`, and so to `read`, `read_exact`,
+    /// `copy` and any codec on top) and to [`peek`](TcpStream::peek); not to
+    /// [`readable`](TcpStream::readable) or the `try_` methods, which do not
+    /// read-and-wait.
+    ///
+    /// The clock starts at the first poll that finds nothing to read and
+    /// stops at the next poll that returns anything: data, EOF, an error, or
+    /// the `TimedOut` error itself, after which the stream is as usable as
+    /// before and nothing was lost. So this bounds each wait for data, an
+    /// *idle* timeout, not the time a long `read_exact` takes. A read that is
+    /// cancelled while waiting leaves its clock running for the next read, so
+    /// that a loop racing each read against something else, and dropping the
+    /// loser, still gets an idle timeout. Setting a timeout stops the running
+    /// clock; the new value applies from the next wait. A read already
+    /// parked when the timeout is set is not bounded by it until it is
+    /// polled again (by its own wakeup): set timeouts before the reads they
+    /// are for, or wrap a read in flight with [`timeout`](reveille_reactor::timeout).
+    ///
+    /// The kernel's `SO_RCVTIMEO` has no effect on a non-blocking socket,
+    /// and this does not set it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for `Some(Duration::ZERO)`,
+    /// as in std.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use futures_util::io::AsyncReadExt;
+    /// use reveille_net::TcpStream;
+    ///
+    /// reveille_reactor::block_on(async {
+    ///     let mut stream = TcpStream::connect("127.0.0.1:7878").await?;
+    ///     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    ///     let mut buf = [0; 1024];
+    ///     match stream.read(&mut buf).await {
+    ///         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => { /* idle peer */ }
+    ///         other => { other?; }
+    ///     }
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.core.set_timeout(Direction::Read, timeout)
     }
 
-    fn poll_read_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = self
-            .io
-            .poll_transfer(cx, Direction::Read, total_len(bufs), |s| {
-                recv_vectored(s, bufs)
-            });
-        self.timeouts.check(&self.io, Direction::Read, cx, poll)
+    /// The read timeout set by [`set_read_timeout`](TcpStream::set_read_timeout).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.core.timeout(Direction::Read))
     }
 
-    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let poll = self
-            .io
-            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf));
-        self.timeouts.check(&self.io, Direction::Write, cx, poll)
+    /// Sets how long a write may wait for room in the kernel's send buffer
+    /// before it fails with [`TimedOut`](io::ErrorKind::TimedOut); `None`
+    /// (the default) waits for ever.
+    ///
+    /// It applies to every write through [`AsyncWrite`](futures_io::AsyncWrite)
+    /// (`poll_write`, `poll_write_vectored`, and so `write_all` and `copy`),
+    /// with the clock of [`set_read_timeout`](TcpStream::set_read_timeout):
+    /// it runs while writes wait and stops at the next one that returns. A
+    /// peer that stops reading fills its receive window and then our send
+    /// buffer, and the writer times out instead of waiting for ever.
+    ///
+    /// A `write_all` that fails with `TimedOut` may have sent part of its
+    /// buffer, as when it is cancelled; the stream stays usable, but the
+    /// caller no longer knows where the byte stream stands, so most
+    /// protocols should close the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for `Some(Duration::ZERO)`,
+    /// as in std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.core.set_timeout(Direction::Write, timeout)
     }
 
-    fn poll_write_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = self
-            .io
-            .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
-                send_vectored(s, bufs)
-            });
-        self.timeouts.check(&self.io, Direction::Write, cx, poll)
-    }
-
-    /// `poll_close`: shuts the write side down so the peer reads EOF. A
-    /// connection that is already gone (`NotConnected`, after a reset) has no
-    /// write side left to close, which is what was asked, so that is `Ok`.
-    fn close_write(&self) -> Poll<io::Result<()>> {
-        match self.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
-            result => Poll::Ready(result),
-        }
+    /// The write timeout set by
+    /// [`set_write_timeout`](TcpStream::set_write_timeout).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.core.timeout(Direction::Write))
     }
 }
 
-crate::stream_io::impl_stream_traits!(TcpStream);
+crate::stream::impl_stream_traits!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

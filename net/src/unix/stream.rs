@@ -9,14 +9,13 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::pin::pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use reveille_reactor::{Direction, IoSource};
 
 use super::cred::{self, UCred};
 use super::path_error::with_path;
-use crate::stream_io::{recv, recv_vectored, send, send_vectored, total_len};
+use crate::stream::StreamCore;
 
 /// First pause before retrying a connect that found the listener's queue
 /// full: one timer tick, since a busy server usually drains it within one.
@@ -65,7 +64,7 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_millis(64);
 /// any, so a dropped `write` has sent nothing; but a dropped `write_all` may
 /// have sent a prefix of its buffer, and the caller cannot know how much.
 pub struct UnixStream {
-    pub(crate) io: IoSource<mio::net::UnixStream>,
+    pub(crate) core: StreamCore<mio::net::UnixStream>,
 }
 
 impl UnixStream {
@@ -112,11 +111,7 @@ impl UnixStream {
             match mio::net::UnixStream::connect(path) {
                 // Registered only now: an unconnected stream socket polls as
                 // hung up, which would leave a sticky write-closed bit.
-                Ok(socket) => {
-                    return Ok(UnixStream {
-                        io: IoSource::new(socket)?,
-                    })
-                }
+                Ok(socket) => return Ok(UnixStream::from_source(IoSource::new(socket)?)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // `poll_sleep`, not `.await`: off a runtime, or once the
                     // runtime has shut down, an error rather than a panic.
@@ -152,39 +147,37 @@ impl UnixStream {
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((
-            UnixStream {
-                io: IoSource::new(a)?,
-            },
-            UnixStream {
-                io: IoSource::new(b)?,
-            },
+            UnixStream::from_source(IoSource::new(a)?),
+            UnixStream::from_source(IoSource::new(b)?),
         ))
     }
 
     /// Wraps a registered mio stream (an accepted connection).
     pub(crate) fn from_source(io: IoSource<mio::net::UnixStream>) -> UnixStream {
-        UnixStream { io }
+        UnixStream {
+            core: StreamCore::new(io),
+        }
     }
 
     /// Adopts a connected standard-library stream, switching it to
     /// non-blocking mode and registering it with this thread's runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
-        Ok(UnixStream {
-            io: IoSource::new(mio::net::UnixStream::from_std(stream))?,
-        })
+        Ok(UnixStream::from_source(IoSource::new(
+            mio::net::UnixStream::from_std(stream),
+        )?))
     }
 
     /// The peer's address: the path its socket is bound to, or an unnamed
     /// address (a client that connected without binding, the usual case).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.core.socket().peer_addr()
     }
 
     /// Our own address: unnamed unless this socket was bound; for a stream a
     /// listener accepted, the listener's path.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.core.socket().local_addr()
     }
 
     /// The peer's user, group and process ids (`SO_PEERCRED`), as the kernel
@@ -197,12 +190,12 @@ impl UnixStream {
     /// `Shutdown::Write` the peer reads EOF once it has read everything sent
     /// before; we can still read what it sends.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.core.socket().shutdown(how)
     }
 
     /// Takes the pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
+        self.core.socket().take_error()
     }
 
     /// Waits until the stream may be readable. A later
@@ -212,7 +205,7 @@ impl UnixStream {
     ///
     /// Dropping the future has no effect: it takes nothing from the kernel.
     pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read).await.map(drop)
+        self.core.readable().await
     }
 
     /// Waits until the stream may be writable. A later
@@ -222,89 +215,73 @@ impl UnixStream {
     ///
     /// Dropping the future has no effect: it sends nothing.
     pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write).await.map(drop)
+        self.core.writable().await
     }
 
     /// Reads what is available now, never waiting: `WouldBlock` if nothing
     /// is. `Ok(0)` means EOF (or an empty `buf`).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // `try_io`, not `try_transfer`: see `poll_read_inner`.
-        self.io.try_io(Direction::Read, |s| recv(s, buf))
+        self.core.try_read(buf)
     }
 
     /// Like [`try_read`](UnixStream::try_read), into several buffers
     /// (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.try_io(Direction::Read, |s| recv_vectored(s, bufs))
+        self.core.try_read_vectored(bufs)
     }
 
     /// Writes what the kernel takes now, never waiting: `WouldBlock` if it
     /// takes nothing.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Write, buf.len(), |s| send(s, buf))
+        self.core.try_write(buf)
     }
 
     /// Like [`try_write`](UnixStream::try_write), from several buffers
     /// (`sendmsg`).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .try_transfer(Direction::Write, total_len(bufs), |s| {
-                send_vectored(s, bufs)
-            })
+        self.core.try_write_vectored(bufs)
     }
 
-    /// A read is `poll_io`, not `poll_transfer`: a short read on a Unix
-    /// stream does not prove its receive queue empty. Linux ends a read
-    /// after a message that carries descriptors (`SCM_RIGHTS`), and, when
-    /// this socket has `SO_PASSCRED` set, wherever the sender's credentials
-    /// change (two processes writing to one connection), with the rest still
-    /// queued and no new edge to come. So a read that moved fewer bytes than
-    /// offered keeps the readiness, and the next read pays for the
-    /// `WouldBlock` that proves the queue empty. Writes keep the shortcut: a
-    /// short write does mean the send buffer is full, and freeing it raises
-    /// an edge.
-    fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
+    /// Sets how long a read may wait for data before it fails with
+    /// [`TimedOut`](io::ErrorKind::TimedOut); `None` (the default) waits for
+    /// ever. The same idle timeout as
+    /// [`TcpStream::set_read_timeout`](crate::TcpStream::set_read_timeout),
+    /// whose docs say exactly what it bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for `Some(Duration::ZERO)`,
+    /// as in std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.core.set_timeout(Direction::Read, timeout)
     }
 
-    fn poll_read_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Read, |s| recv_vectored(s, bufs))
+    /// The read timeout set by [`set_read_timeout`](UnixStream::set_read_timeout).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.core.timeout(Direction::Read))
     }
 
-    fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Write, buf.len(), |s| send(s, buf))
+    /// Sets how long a write may wait for room in the kernel's send buffer
+    /// before it fails with [`TimedOut`](io::ErrorKind::TimedOut); `None`
+    /// (the default) waits for ever. As
+    /// [`TcpStream::set_write_timeout`](crate::TcpStream::set_write_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for `Some(Duration::ZERO)`,
+    /// as in std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.core.set_timeout(Direction::Write, timeout)
     }
 
-    fn poll_write_vectored_inner(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_transfer(cx, Direction::Write, total_len(bufs), |s| {
-                send_vectored(s, bufs)
-            })
-    }
-
-    /// `poll_close`: shuts the write side down so the peer reads EOF. A
-    /// stream whose peer is already gone (`NotConnected`) has no write side
-    /// left to close, which is what was asked, so that is `Ok`.
-    fn close_write(&self) -> Poll<io::Result<()>> {
-        match self.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
-            result => Poll::Ready(result),
-        }
+    /// The write timeout set by
+    /// [`set_write_timeout`](UnixStream::set_write_timeout).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.core.timeout(Direction::Write))
     }
 }
 
-crate::stream_io::impl_stream_traits!(UnixStream);
+crate::stream::impl_stream_traits!(UnixStream);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
