@@ -42,7 +42,7 @@
 use std::cell::Cell;
 use std::task::{Context, Poll, Waker};
 
-use crate::task::raw;
+use crate::io::{Executor, Tasks};
 
 /// I/O operations a task may complete in one poll; tokio's figure for the
 /// same idea. Large enough that a busy task pays for a trip through the run
@@ -100,7 +100,7 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 #[inline(never)]
 fn refuse(cx: &mut Context<'_>) -> Poll<()> {
     let waker = cx.waker();
-    if !raw::is_task_waker(waker) && waker.data().addr() != MAIN.get() {
+    if !Tasks::is_task_waker(waker) && waker.data().addr() != MAIN.get() {
         let refused = REFUSED.get() + 1;
         if refused > NESTED_REFUSALS {
             // Told to yield again and again without the worker's poll

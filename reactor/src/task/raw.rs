@@ -2,7 +2,7 @@
 //! the state its wakers, its worker and its `JoinHandle` share, and its
 //! scheduler. This is the reactor crate's one module with `unsafe` code
 //! (DESIGN.md, "Unsafe"): this file (the allocation, [`Task`]), `raw/waker.rs`
-//! (the waker and waking) and `raw/join.rs` ([`Join`], the output's side).
+//! (the waker and waking) and `raw/output.rs` ([`Join`], the output's side).
 //! Everything else builds on the safe API of `Task` and `Join`.
 //!
 //! # Why it exists
@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use crate::join::JoinError;
+use crate::task::join::JoinError;
 
 const SCHEDULED: usize = 0b0001;
 const COMPLETE: usize = 0b0010;
@@ -474,10 +474,10 @@ unsafe fn release(ptr: NonNull<Header>) {
     }
 }
 
-mod join;
+mod output;
 mod waker;
 
-pub(crate) use join::Join;
+pub(crate) use output::Join;
 use waker::raw_waker;
 pub(crate) use waker::{is_finished_task, is_task_waker, wake_by_driver};
 

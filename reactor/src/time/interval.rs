@@ -245,7 +245,7 @@ impl Future for Tick<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context;
+    use crate::runtime::context;
     use std::task::Waker;
 
     const PERIOD: Duration = Duration::from_secs(10);

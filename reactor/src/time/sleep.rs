@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::queue::Key;
-use crate::context;
 use crate::coop;
-use crate::driver::DriverHandle;
+use crate::io::driver::DriverHandle;
+use crate::runtime::context;
 
 /// An instant that no program will live to see, for deadlines too far away
 /// to represent: about thirty years from now.

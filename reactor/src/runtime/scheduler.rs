@@ -5,15 +5,17 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::driver::DriverHandle;
-use crate::run_queue::RunQueue;
+use crate::io::driver::DriverHandle;
+use crate::runtime::run_queue::RunQueue;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::task::raw::Schedule;
 use crate::task::{OwnedTasks, Task};
 
 /// The part of a runtime that any thread may touch.
 pub(crate) struct Shared {
+    /// The driver's shared half: registration, timers, unpark.
     pub(crate) driver: Arc<DriverHandle>,
+    /// What other threads hand the worker: wakeups and spawned tasks.
     injected: InjectQueue<Injected>,
 }
 
@@ -69,7 +71,7 @@ impl Shared {
 /// queue.
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: Task) {
-        if let Err(task) = crate::context::schedule_local(self, task) {
+        if let Err(task) = crate::runtime::context::schedule_local(self, task) {
             self.inject(Injected::Wake(task));
         }
     }
@@ -89,7 +91,7 @@ impl fmt::Debug for Shared {
 
 /// The injection queue: a locked `Vec`, and a flag that lets the worker skip
 /// the lock on every loop when no other thread has sent anything. Generic so
-/// that the loom model of the park handshake (`driver/loom_tests.rs`) runs
+/// that the loom model of the park handshake (`runtime/loom_tests.rs`) runs
 /// this very code with plain numbers for items.
 pub(crate) struct InjectQueue<T> {
     items: Mutex<Items<T>>,
@@ -180,7 +182,9 @@ impl Runnable {
 /// and the local run queue. Cells, not locks: only the worker touches them.
 #[derive(Default)]
 pub(crate) struct Local {
+    /// Every live task, so that the runtime's drop can cancel them.
     pub(crate) owned: RefCell<OwnedTasks>,
+    /// The tasks (and the `block_on` future) waiting for a poll.
     queue: RunQueue<Runnable>,
 }
 

@@ -13,6 +13,8 @@
 //! honours an `abort` that came before the job started, and reports to the
 //! [`JoinHandle`], whose waker is `Send + Sync` and so may be woken from here.
 
+pub mod fs;
+
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
@@ -21,8 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use crate::context;
-use crate::join::JoinHandle;
+use crate::task::join::JoinHandle;
 use crate::task::raw::{self, Schedule};
 use crate::task::Task;
 
@@ -307,84 +308,5 @@ fn work(inner: &Inner, id: u64) {
     if let Some(previous) = previous {
         // It has left the lock for good and is returning: a short wait.
         let _ = previous.join();
-    }
-}
-
-/// Runs `f` on the blocking pool of the runtime running on this thread, and
-/// returns a handle to its output.
-///
-/// The reactor thread must never block: while it does, no socket of its
-/// runtime makes progress and no timer fires. Put calls that block (a
-/// `std::fs` read, a DNS lookup, a long computation) here instead, and
-/// `.await` the handle. Awaiting gives `f`'s return value, or a
-/// [`JoinError`](crate::JoinError) for which
-/// [`is_panic`](crate::JoinError::is_panic) is true if `f` panicked.
-///
-/// The pool starts a thread only when no idle one is waiting, up to
-/// [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads)
-/// (default 512); beyond that, jobs queue. An idle thread exits after
-/// [`Builder::thread_keep_alive`](crate::Builder::thread_keep_alive)
-/// (default 10 s). Threads are named `reveille-blocking`.
-///
-/// # Cancellation
-///
-/// A blocking call cannot be interrupted: dropping the handle detaches the
-/// job, which runs to the end and whose output is dropped.
-/// [`abort`](JoinHandle::abort) cancels the job only if no thread has
-/// started it yet. When the runtime is dropped, jobs not yet started are
-/// dropped (their handles report cancelled), and the drop waits for the
-/// running ones to return, like tokio's. A job that never returns keeps the
-/// runtime's drop waiting.
-///
-/// # Panics
-///
-/// If no reveille runtime runs on this thread: call it from inside
-/// [`block_on`](crate::block_on) or from a spawned task, or use
-/// [`Runtime::spawn_blocking`](crate::Runtime::spawn_blocking). Also if the
-/// pool has no thread and the OS refuses to start one.
-///
-/// # Examples
-///
-/// ```
-/// reveille_reactor::block_on(async {
-///     let sum = reveille_reactor::spawn_blocking(|| (1..=100u32).sum::<u32>());
-///     assert_eq!(sum.await.unwrap(), 5050);
-/// });
-/// ```
-pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    match context::blocking() {
-        Some(spawner) => spawner.spawn(f),
-        None => panic!(
-            "reveille::spawn_blocking called outside a reveille runtime: call it \
-             inside `reveille::block_on` or a spawned task, or use \
-             `Runtime::spawn_blocking`"
-        ),
-    }
-}
-
-/// [`spawn_blocking`], with an error instead of a panic when no reveille
-/// runtime runs on this thread: for library code that may be polled from
-/// another executor, such as `reveille-net`'s host-name resolution.
-///
-/// # Errors
-///
-/// When no reveille runtime runs on this thread (the same error as creating
-/// a socket there).
-///
-/// # Panics
-///
-/// If the pool has no thread and the OS refuses to start one.
-pub fn try_spawn_blocking<F, R>(f: F) -> io::Result<JoinHandle<R>>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    match context::blocking() {
-        Some(spawner) => Ok(spawner.spawn(f)),
-        None => Err(context::no_runtime()),
     }
 }

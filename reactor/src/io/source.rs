@@ -12,11 +12,14 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use super::driver::DriverHandle;
+use super::readiness::ScheduledIo;
+use super::ready::{Direction, Ready, ReadyEvent};
+use super::{Executor, Tasks};
 use crate::coop;
-use crate::ready::{Direction, Ready, ReadyEvent};
-use crate::registration::Registration;
 
 /// Checks that an [`IoSource`] made on this thread now would find a runtime
 /// to register with: `Ok`, or the error [`IoSource::new`] would return.
@@ -36,7 +39,7 @@ use crate::registration::Registration;
 /// });
 /// ```
 pub fn ensure_runtime() -> io::Result<()> {
-    crate::context::driver().map(drop)
+    Tasks::current_driver().map(drop)
 }
 
 /// A mio source registered with the current thread's runtime.
@@ -105,7 +108,10 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// # Ok::<(), io::Error>(())
 /// ```
 pub struct IoSource<T: mio::event::Source> {
-    registration: Registration,
+    /// The driver it is registered with, for deregistering and for timers.
+    driver: Arc<DriverHandle>,
+    /// Its readiness, shared with the driver's table; knows its token.
+    state: Arc<ScheduledIo>,
     /// `None` only once [`into_inner`](IoSource::into_inner) has taken it.
     io: Option<T>,
 }
@@ -131,10 +137,21 @@ impl<T: mio::event::Source> IoSource<T> {
         IoSource::with_readiness(io, Ready::EMPTY)
     }
 
-    fn with_readiness(mut io: T, initial: Ready) -> io::Result<IoSource<T>> {
-        let registration = Registration::new(&mut io, initial)?;
+    fn with_readiness(io: T, initial: Ready) -> io::Result<IoSource<T>> {
+        IoSource::with_driver(Tasks::current_driver()?, io, initial)
+    }
+
+    /// Registers `io` with `driver`, once, for both directions,
+    /// edge-triggered.
+    fn with_driver(
+        driver: Arc<DriverHandle>,
+        mut io: T,
+        initial: Ready,
+    ) -> io::Result<IoSource<T>> {
+        let state = driver.register(&mut io, initial)?;
         Ok(IoSource {
-            registration,
+            driver,
+            state,
             io: Some(io),
         })
     }
@@ -144,14 +161,8 @@ impl<T: mio::event::Source> IoSource<T> {
     /// sources that another one hands out, such as accepted connections,
     /// which belong with their listener even when it is polled from another
     /// executor.
-    pub fn register_beside<U: mio::event::Source>(&self, mut io: U) -> io::Result<IoSource<U>> {
-        let registration = self
-            .registration
-            .beside(&mut io, Ready::READABLE | Ready::WRITABLE)?;
-        Ok(IoSource {
-            registration,
-            io: Some(io),
-        })
+    pub fn register_beside<U: mio::event::Source>(&self, io: U) -> io::Result<IoSource<U>> {
+        IoSource::with_driver(self.driver.clone(), io, Ready::READABLE | Ready::WRITABLE)
     }
 
     /// A timer on the runtime this source belongs to, whichever thread
@@ -164,7 +175,7 @@ impl<T: mio::event::Source> IoSource<T> {
     /// panics): poll it beside an operation on this source, which then
     /// fails with an error saying the runtime is gone.
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::Sleep {
-        self.registration.sleep_until(deadline)
+        crate::time::sleep_on(self.driver.clone(), deadline)
     }
 
     /// The source itself, for operations that never block (addresses,
@@ -245,21 +256,21 @@ impl<T: mio::event::Source> IoSource<T> {
         // Readiness first: a task that has to wait spends no budget (and
         // touches no thread-local) at all; one that may proceed spends a unit
         // before its syscall, and yields instead if it has none left.
-        let mut event = ready!(self.registration.poll_ready(cx, direction))?;
+        let mut event = ready!(self.state.poll_ready(cx, direction))?;
         ready!(coop::poll_proceed(cx));
         loop {
             match op(self.io()) {
                 Ok(value) => {
                     if drained(&value) && !event.ready().contains(Ready::PRIORITY) {
-                        self.registration.clear_readiness(event);
+                        self.state.clear_readiness(event);
                     }
                     return Poll::Ready(Ok(value));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // The closed bit goes too: a direction that says
                     // `WouldBlock` is open again (a FIFO with a new writer).
-                    self.registration.clear_would_block(event);
-                    event = match self.registration.poll_ready(cx, direction) {
+                    self.state.clear_would_block(event);
+                    event = match self.state.poll_ready(cx, direction) {
                         Poll::Ready(event) => event?,
                         Poll::Pending => {
                             coop::refund();
@@ -302,17 +313,17 @@ impl<T: mio::event::Source> IoSource<T> {
         op: impl FnOnce(&T) -> io::Result<R>,
         drained: impl FnOnce(&R) -> bool,
     ) -> io::Result<R> {
-        let event = match self.registration.observe(direction) {
+        let event = match self.state.observe(direction) {
             Some(observed) => observed?,
             None => return Err(io::ErrorKind::WouldBlock.into()),
         };
         let result = op(self.io());
         match &result {
             Ok(value) if drained(value) && !event.ready().contains(Ready::PRIORITY) => {
-                self.registration.clear_readiness(event);
+                self.state.clear_readiness(event);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.registration.clear_would_block(event);
+                self.state.clear_would_block(event);
             }
             _ => {}
         }
@@ -327,7 +338,7 @@ impl<T: mio::event::Source> IoSource<T> {
             .io
             .take()
             .expect("the source is present until into_inner");
-        self.registration.deregister(&mut io);
+        self.deregister(&mut io);
         io
     }
 
@@ -340,6 +351,14 @@ impl<T: mio::event::Source> IoSource<T> {
         }
     }
 
+    /// Leaves the driver: must run before `io` is closed (see
+    /// [`DriverHandle::deregister`]), and lets go of the wakers parked here
+    /// (see [`ScheduledIo::release_waiters`]).
+    fn deregister(&self, io: &mut T) {
+        self.driver.deregister(io, self.state.token());
+        self.state.release_waiters();
+    }
+
     /// Polls for readiness of `direction` without doing any I/O.
     ///
     /// Like every operation that may wait, it spends one unit of the task's
@@ -349,7 +368,7 @@ impl<T: mio::event::Source> IoSource<T> {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
-        let event = ready!(self.registration.poll_ready(cx, direction));
+        let event = ready!(self.state.poll_ready(cx, direction));
         ready!(coop::poll_proceed(cx));
         Poll::Ready(event)
     }
@@ -369,8 +388,8 @@ impl<T: mio::event::Source> Drop for IoSource<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
-        if let Some(io) = &mut self.io {
-            self.registration.deregister(io);
+        if let Some(mut io) = self.io.take() {
+            self.deregister(&mut io);
         }
     }
 }
@@ -379,7 +398,8 @@ impl<T: mio::event::Source + fmt::Debug> fmt::Debug for IoSource<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IoSource")
             .field("io", &self.io)
-            .field("registration", &self.registration)
+            .field("token", &self.state.token())
+            .field("state", &self.state)
             .finish()
     }
 }

@@ -1,21 +1,13 @@
-//! Tasks: spawned futures live in [`raw`] tasks (one allocation each, the
-//! crate's one `unsafe` module); the future passed to `block_on` lives on
-//! the caller's stack and is woken through a [`MainWaker`].
-//!
-//! The owned set of a worker's tasks ([`OwnedTasks`]) is what lets a
-//! runtime's drop cancel every task it still has, parked or not.
+//! The waker of the future passed to `block_on`, which lives on the
+//! caller's stack rather than in a raw task, and its "scheduled" flag.
 
 use std::fmt;
 use std::sync::Arc;
 use std::task::Wake;
 
-use crate::context;
-use crate::scheduler::{Injected, Shared};
+use super::context;
+use super::scheduler::{Injected, Shared};
 use crate::sync::{AtomicBool, Ordering};
-
-pub(crate) mod raw;
-
-pub(crate) use raw::Task;
 
 /// What the waker of the future passed to `block_on` points at.
 pub(crate) struct MainWaker {
@@ -68,7 +60,7 @@ impl fmt::Debug for MainWaker {
 
 /// A task's "scheduled" flag: whether a poll of it is already queued. The
 /// whole cross-thread protocol between a task's wakers and its worker, kept
-/// apart from [`MainWaker`] so that the loom model in `task/loom_tests.rs`
+/// apart from [`MainWaker`] so that the loom model in `main_waker/loom_tests.rs`
 /// checks this very code.
 #[derive(Debug)]
 pub(crate) struct ScheduledFlag(AtomicBool);
@@ -105,53 +97,6 @@ impl ScheduledFlag {
     /// For `Debug` only: a racy look.
     fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// The tasks a worker owns: every task spawned on its runtime that has not
-/// finished, each holding one reference, so that the runtime's drop can
-/// cancel them all, including those parked where nothing will wake them.
-/// A task knows its slot (`Task::owned_slot`), so finishing is O(1).
-#[derive(Default)]
-pub(crate) struct OwnedTasks {
-    slots: Vec<Option<Task>>,
-    free: Vec<u32>,
-    live: usize,
-}
-
-impl OwnedTasks {
-    /// Adds a reference to `task`.
-    pub(crate) fn insert(&mut self, task: Task) {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            // More than four billion live tasks would exhaust memory long
-            // before this index overflows.
-            u32::try_from(self.slots.len() - 1).expect("too many tasks")
-        });
-        task.set_owned_slot(slot);
-        self.slots[slot as usize] = Some(task);
-        self.live += 1;
-    }
-
-    /// Takes out the reference of a task that finished; the caller drops it
-    /// once it has let go of this set.
-    pub(crate) fn remove(&mut self, slot: u32) -> Option<Task> {
-        let task = self.slots.get_mut(slot as usize)?.take()?;
-        self.free.push(slot);
-        self.live -= 1;
-        Some(task)
-    }
-
-    /// Removes every task, for shutdown. The caller cancels them.
-    pub(crate) fn drain(&mut self) -> Vec<Task> {
-        self.free.clear();
-        self.live = 0;
-        self.slots.drain(..).flatten().collect()
-    }
-
-    /// How many tasks are alive.
-    pub(crate) fn len(&self) -> usize {
-        self.live
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Wake};
 
-use crate::ready::Direction;
+use crate::io::Direction;
 
 struct CountingWaker(AtomicUsize);
 

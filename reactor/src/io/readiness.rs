@@ -44,9 +44,9 @@
 use std::io;
 use std::task::{Context, Poll, Waker};
 
-use crate::ready::{Direction, Ready, ReadyEvent};
+use super::Task;
+use crate::io::{Direction, Ready, ReadyEvent};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
-use crate::task::raw::Task;
 
 mod waiters;
 
@@ -73,8 +73,8 @@ const TICK_SHIFT: u32 = 32;
 const TICK_MASK: u64 = !0 << TICK_SHIFT;
 
 /// The shared state of one registration. The driver holds it through its
-/// table (`slab.rs`), the I/O object through its
-/// [`Registration`](crate::Registration).
+/// table (`table.rs`), the I/O object through its
+/// [`IoSource`](crate::IoSource).
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
     /// Readiness bits, armed bits, the shutdown bit, the slot versions and

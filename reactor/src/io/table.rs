@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use crate::scheduled_io::ScheduledIo;
+use crate::io::readiness::ScheduledIo;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!(
@@ -198,7 +198,7 @@ fn split(token: mio::Token) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ready::Ready;
+    use crate::io::Ready;
 
     fn insert(slab: &mut Slab) -> mio::Token {
         slab.insert(|token| ScheduledIo::new(Ready::EMPTY, token))

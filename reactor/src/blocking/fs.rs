@@ -33,7 +33,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 
-use crate::blocking::try_spawn_blocking;
+use crate::runtime::try_spawn_blocking;
 
 /// Reads the whole file at `path`, like [`std::fs::read`].
 ///

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::ready::Ready;
-use crate::scheduled_io::ScheduledIo;
-use crate::slab::{Change, Slab, Table, WAKER_TOKEN};
+use super::Task;
+use crate::io::readiness::ScheduledIo;
+use crate::io::table::{Change, Slab, Table, WAKER_TOKEN};
+use crate::io::Ready;
 use crate::sync;
-use crate::task::Task;
 use crate::time::{TimerQueue, TimersGuard};
 
 /// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
@@ -73,7 +73,7 @@ impl DriverHandle {
             // the lock, one racing a shutdown from another thread could land
             // after the drain and wait for ever.
             if self.shut_down.load(Ordering::Acquire) {
-                return Err(crate::scheduled_io::shutdown_error());
+                return Err(crate::io::readiness::shutdown_error());
             }
             let inserted = slab
                 .insert(|token| ScheduledIo::new(initial, token))
@@ -171,7 +171,7 @@ impl DriverHandle {
 /// the worker skip the eventfd write unless the driver may be blocked.
 ///
 /// Kept apart from [`DriverHandle`] so that the loom model in
-/// `driver/loom_tests.rs` checks this very code; `mio::Waker` cannot run
+/// `runtime/loom_tests.rs` checks this very code; `mio::Waker` cannot run
 /// under loom, so there the eventfd is a counter.
 #[derive(Debug)]
 pub(crate) struct ParkFlag(sync::AtomicBool);
@@ -229,7 +229,9 @@ impl ParkFlag {
 /// runtime.
 #[derive(Debug)]
 pub(crate) struct Driver {
+    /// The epoll instance.
     poll: mio::Poll,
+    /// The buffer `epoll_wait` fills, reused by every turn.
     events: mio::Events,
     /// Wakers collected during a turn, run after every lock is released. Kept
     /// between turns so that waking allocates nothing in steady state.
@@ -240,6 +242,7 @@ pub(crate) struct Driver {
     changes: Vec<Change>,
     /// The events of a turn whose tokens the table did not know.
     missed: Vec<(mio::Token, Ready)>,
+    /// The half other threads use, shared with every source and timer.
     handle: Arc<DriverHandle>,
 }
 
@@ -278,7 +281,7 @@ impl Driver {
     /// driver has announced that it is parking: if it says there is work, the
     /// turn does not block. `woken` queues a task of this driver's own runtime
     /// on its worker (which is the caller): such tasks are woken without a
-    /// call to their waker (`raw::wake_by_driver`).
+    /// call to their waker (`Executor::wake_by_driver`).
     pub(crate) fn turn(
         &mut self,
         may_block: bool,
@@ -401,9 +404,6 @@ impl Driver {
         }
     }
 }
-
-#[cfg(all(test, loom))]
-mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -11,18 +11,21 @@ use std::io;
 use std::sync::Arc;
 
 use crate::blocking::Spawner;
-use crate::driver::DriverHandle;
-use crate::join::JoinHandle;
-use crate::scheduler::Runnable;
-use crate::scheduler::{Local, Shared};
+use crate::io::driver::DriverHandle;
+use crate::runtime::scheduler::Runnable;
+use crate::runtime::scheduler::{Local, Shared};
+use crate::task::join::JoinHandle;
 use crate::task::{raw, Task};
 
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
+/// The runtime running on this thread, as its tasks and sockets find it.
 pub(crate) struct Current {
+    /// The runtime's shared half: its driver and injection queue.
     pub(crate) shared: Arc<Shared>,
+    /// The worker's run queue and owned tasks, lent by `block_on`.
     pub(crate) local: Local,
     /// The runtime's blocking pool, for `spawn_blocking`.
     pub(crate) blocking: Spawner,

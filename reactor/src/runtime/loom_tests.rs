@@ -12,8 +12,8 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::ParkFlag;
-use crate::scheduler::InjectQueue;
+use super::scheduler::InjectQueue;
+use crate::io::driver::ParkFlag;
 use crate::sync::model::check;
 
 /// How many items the other thread injects, one after the other: two, so

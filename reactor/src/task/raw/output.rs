@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use super::waker::wake_header;
 use super::{lock, Task, CANCELLED, COMPLETE, JOIN_INTEREST};
-use crate::join::JoinError;
+use crate::task::join::JoinError;
 
 /// A task's output, for its `JoinHandle`.
 pub(crate) struct Join<T> {

@@ -35,7 +35,7 @@
 
 use std::task::Waker;
 
-use crate::task::raw::{self, Task};
+use crate::io::{Executor, Task, Tasks};
 
 /// Waiters a new list may hold before it wakes them all (see the module
 /// docs).
@@ -161,7 +161,7 @@ impl Slot {
     /// under the waiter lock. A lone task of the runtime whose driver is at
     /// `driver` (the common case: a connection's task on its own socket) is
     /// claimed and queued by the driver through `woken`
-    /// (`raw::wake_by_driver`), any other lone reveille task at once; its
+    /// (`Executor::wake_by_driver`), any other lone reveille task at once; its
     /// waker stays, so that the task parks again without the lock. Any other
     /// waker, and every waker of a list, leaves the slot for `wake`, to be
     /// woken once every lock is released.
@@ -178,7 +178,7 @@ impl Slot {
         driver: usize,
     ) {
         match self {
-            Slot::One(waker) if raw::wake_by_driver(waker, driver, woken) => {}
+            Slot::One(waker) if Tasks::wake_by_driver(waker, driver, woken) => {}
             Slot::One(waker) if is_task_waker(waker) => waker.wake_by_ref(),
             _ => self.take().drain_into(wake),
         }
@@ -226,7 +226,7 @@ impl List {
         // them (nor their allocations) alive.
         let mut i = 0;
         while i < self.wakers.len() {
-            if raw::is_finished_task(&self.wakers[i]) {
+            if Tasks::is_finished_task(&self.wakers[i]) {
                 leftovers.finished.push(self.wakers.swap_remove(i));
             } else {
                 i += 1;
@@ -247,7 +247,7 @@ impl List {
 /// runtime.
 #[inline]
 fn is_task_waker(waker: &Waker) -> bool {
-    raw::is_task_waker(waker) || super::test_support::is_task_like(waker)
+    Tasks::is_task_waker(waker) || super::test_support::is_task_like(waker)
 }
 
 /// Who `waker` wakes, as a number that is 0 for "not a task": a task's

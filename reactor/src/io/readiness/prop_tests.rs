@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use proptest::prelude::*;
 
 use super::{ScheduledIo, READY_MASK, SHUTDOWN, TICK_SHIFT};
-use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::io::{Direction, Ready, ReadyEvent};
 
 /// Four tasks, so that several wait on one direction: two stand in for
 /// reveille tasks (their wakers stay in the slot and park again without the

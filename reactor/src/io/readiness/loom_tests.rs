@@ -10,7 +10,7 @@ use loom::thread;
 
 use super::test_support::task_like;
 use super::ScheduledIo;
-use crate::ready::{Direction, Ready, ReadyEvent};
+use crate::io::{Direction, Ready, ReadyEvent};
 use crate::sync::model::{check, CountingWaker};
 use crate::sync::Ordering;
 
