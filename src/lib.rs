@@ -80,8 +80,10 @@ pub mod runtime {
 
 /// Socket types.
 pub mod net {
+    #[allow(deprecated)]
+    pub use reveille_net::tcp::Incoming;
     pub use reveille_net::tcp::{
-        Incoming, OwnedReadHalf, OwnedWriteHalf, ReuniteError, TcpSocket, DEFAULT_BACKLOG,
+        OwnedReadHalf, OwnedWriteHalf, ReuniteError, TcpIncoming, TcpSocket, DEFAULT_BACKLOG,
     };
     pub use reveille_net::unix::UnixIncoming;
     pub use reveille_net::{Async, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};

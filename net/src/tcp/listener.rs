@@ -150,8 +150,8 @@ impl TcpListener {
     ///
     /// Dropping the stream, or a `next()` future of it, loses no connection:
     /// each is taken from the kernel's queue only by the poll that returns it.
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self }
     }
 
     /// The address this listener is bound to (with the real port if it was
@@ -188,15 +188,20 @@ impl fmt::Debug for TcpListener {
     }
 }
 
+/// The former name of [`TcpIncoming`]: the types of `reveille::net` are
+/// named for their family, as [`UnixIncoming`](crate::unix::UnixIncoming) is.
+#[deprecated(note = "renamed `TcpIncoming`, as the Unix listener's is `UnixIncoming`")]
+pub type Incoming<'a> = TcpIncoming<'a>;
+
 /// The stream of [`TcpListener::incoming`]. It never ends; each error is one
 /// item, after which the stream goes on accepting.
 #[must_use = "streams do nothing unless polled"]
 #[derive(Debug)]
-pub struct Incoming<'a> {
+pub struct TcpIncoming<'a> {
     listener: &'a TcpListener,
 }
 
-impl Stream for Incoming<'_> {
+impl Stream for TcpIncoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

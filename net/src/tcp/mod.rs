@@ -8,7 +8,9 @@ mod socket;
 mod split;
 mod stream;
 
-pub use listener::{Incoming, TcpListener, DEFAULT_BACKLOG};
+#[allow(deprecated)]
+pub use listener::Incoming;
+pub use listener::{TcpIncoming, TcpListener, DEFAULT_BACKLOG};
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use stream::TcpStream;
