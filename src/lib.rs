@@ -96,12 +96,25 @@ pub mod io {
     pub use futures_io::{AsyncRead, AsyncWrite};
 }
 
-/// The reactor's building block, for socket types outside this crate: a mio
-/// source registered with the current runtime.
+/// Readiness as the reactor speaks it, for code that waits on sockets
+/// itself. A descriptor of your own (a pipe, an eventfd, a socket from
+/// another library) goes through [`net::Async`], which needs nothing from
+/// here.
 pub mod reactor {
-    pub use reveille_reactor::{
-        ensure_runtime, Direction, IoSource, Ready, ReadyEvent, ReadyFuture,
-    };
+    pub use reveille_reactor::{ensure_runtime, Direction, Ready, ReadyEvent};
+
+    /// The reactor's internal building block, which names mio's `Source`
+    /// in its bound and so tied users to mio's major version.
+    #[deprecated(
+        note = "mio is an implementation detail of reveille: wrap a descriptor in `reveille::net::Async` instead"
+    )]
+    #[doc(hidden)]
+    pub type IoSource<T> = reveille_reactor::IoSource<T>;
+
+    /// The future of the deprecated [`IoSource`]'s `ready`.
+    #[deprecated(note = "goes with `IoSource`: use `reveille::net::Async::readable`/`writable`")]
+    #[doc(hidden)]
+    pub type ReadyFuture<'a, T> = reveille_reactor::ReadyFuture<'a, T>;
 }
 
 /// Streams, re-exported from futures-core ([`net::TcpListener::incoming`]

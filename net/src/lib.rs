@@ -1,5 +1,6 @@
-//! Socket types for [reveille], on top of `reveille-reactor`'s
-//! [`IoSource`](reveille_reactor::IoSource).
+//! Socket types for [reveille], on top of `reveille-reactor`'s `IoSource`
+//! (the two crates' internal interface, which names mio's types and so is
+//! not public API).
 //!
 //! Each type is a thin newtype over a mio socket in an `IoSource`; every
 //! operation is one non-blocking syscall handed to the reactor's single

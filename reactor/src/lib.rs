@@ -29,7 +29,9 @@ mod time;
 
 pub use blocking::fs;
 pub use io::driver::DEFAULT_EVENT_CAPACITY;
-pub use io::{ensure_runtime, Direction, IoSource, Ready, ReadyEvent, ReadyFuture};
+pub use io::{ensure_runtime, Direction, Ready, ReadyEvent};
+#[doc(hidden)]
+pub use io::{IoSource, ReadyFuture};
 pub use runtime::{block_on, spawn, spawn_blocking, try_spawn_blocking, Builder, Runtime};
 pub use task::join::{JoinError, JoinHandle};
 pub use time::{

@@ -42,6 +42,11 @@ pub fn ensure_runtime() -> io::Result<()> {
     Tasks::current_driver().map(drop)
 }
 
+/// **Not part of the public API**: the interface between
+/// `reveille-reactor` and `reveille-net`, whose bound names mio's `Source`
+/// and so follows mio's major version. Hidden from the docs; a descriptor
+/// of your own goes through `reveille::net::Async` instead.
+///
 /// A mio source registered with the current thread's runtime.
 ///
 /// The source is registered once, edge-triggered, for reading and writing,
@@ -107,6 +112,7 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// })?;
 /// # Ok::<(), io::Error>(())
 /// ```
+#[doc(hidden)]
 pub struct IoSource<T: mio::event::Source> {
     /// The driver it is registered with, for deregistering and for timers.
     driver: Arc<DriverHandle>,
@@ -404,7 +410,8 @@ impl<T: mio::event::Source + fmt::Debug> fmt::Debug for IoSource<T> {
     }
 }
 
-/// The future of [`IoSource::ready`].
+/// The future of [`IoSource::ready`] (not part of the public API either).
+#[doc(hidden)]
 #[must_use = "futures do nothing unless polled"]
 pub struct ReadyFuture<'a, T: mio::event::Source> {
     source: &'a IoSource<T>,
