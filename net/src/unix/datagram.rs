@@ -7,12 +7,23 @@ use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::pin::pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use reveille_reactor::{Direction, IoSource};
 use socket2::{SockAddr, SockRef};
 
 use super::path_error::with_path;
+
+/// First pause before retrying a send to a full receiver (see
+/// [`UnixDatagram::send_to`]): one timer tick.
+const SEND_RETRY_MIN: Duration = Duration::from_millis(1);
+
+/// Longest pause between such retries: a sender to a stalled receiver costs
+/// nothing measurable, and one to a busy receiver waits at most this long
+/// after room appears.
+const SEND_RETRY_MAX: Duration = Duration::from_millis(64);
 
 /// A Unix-domain datagram socket: each send is one message, delivered whole
 /// and in order, or not at all.
@@ -167,21 +178,49 @@ impl UnixDatagram {
     /// `EMSGSIZE` for a datagram larger than the socket's send buffer
     /// allows; each with the path in the message.
     ///
+    /// # A full receiver
+    ///
+    /// When the receiver's queue is full (`net.unix.max_dgram_qlen`, 10
+    /// datagrams by default), Linux fails the send with `EAGAIN` and, for a
+    /// socket not connected to that receiver, raises no event when the queue
+    /// drains; worse, each failed attempt makes the sender look writable at
+    /// once, so waiting for writability would retry in a busy loop. So this
+    /// waits on a timer instead, as [`UnixStream::connect`](crate::UnixStream::connect)
+    /// does for a full backlog: 1 ms, doubling up to 64 ms between tries.
+    /// (A socket [`connect`](UnixDatagram::connect)ed to its receiver is
+    /// woken by the kernel when the queue drains: use [`send`](UnixDatagram::send)
+    /// there.) The pauses are the runtime's timers, so that wait (and only
+    /// it) needs the future polled on a thread running a reveille runtime;
+    /// off one it fails with an error.
+    ///
     /// # Cancellation
     ///
     /// Dropping the future sends nothing that was not reported.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let path = path.as_ref();
         let addr = SockAddr::unix(path).map_err(|e| with_path(e, "send to", path))?;
-        poll_fn(|cx| {
-            self.io
-                .poll_io(cx, Direction::Write, |s| send_to(s, buf, &addr))
-                .map_err(|e| with_path(e, "send to", path))
-        })
-        .await
+        let mut pause = SEND_RETRY_MIN;
+        loop {
+            match self.io.try_io(Direction::Write, |s| send_to(s, buf, &addr)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result.map_err(|e| with_path(e, "send to", path)),
+            }
+            // `poll_sleep`, not `.await`: off a runtime, or once the runtime
+            // has shut down, an error rather than a panic or a hang.
+            let mut sleep = pin!(reveille_reactor::sleep(pause));
+            poll_fn(|cx| sleep.as_mut().poll_sleep(cx))
+                .await
+                .map_err(|e| with_path(e, "wait to send to", path))?;
+            pause = (pause * 2).min(SEND_RETRY_MAX);
+        }
     }
 
-    /// Polls for [`send_to`](UnixDatagram::send_to).
+    /// Polls for [`send_to`](UnixDatagram::send_to), waiting for
+    /// writability rather than on a timer: with no state of its own it cannot
+    /// keep one. To a full receiver that is a busy retry (see `send_to`'s
+    /// "A full receiver"), so prefer `send_to`, or `send` on a connected
+    /// socket.
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
