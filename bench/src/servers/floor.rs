@@ -3,7 +3,7 @@
 //! pay for, and nothing else. A measuring instrument, not a runtime: it
 //! answers "how few user-space instructions per message can a futures design
 //! cost at all?", which is what the benchmark's instruction target has to be
-//! judged against (ARCHITECTURE.md, "The floor of a futures design").
+//! judged against (bench/README.md, "The floor of a futures design").
 //!
 //! What it keeps, because a runtime whose wakers are `Send + Sync` cannot
 //! do without it:
