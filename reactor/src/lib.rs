@@ -15,7 +15,8 @@
 //! [reveille]: https://docs.rs/reveille
 
 // One module may use `unsafe`: `task/raw.rs`, the task allocation and its
-// waker (DESIGN.md, "Unsafe"). It opts in by name; nothing else can.
+// waker, where it saves allocations and work per wakeup. It opts in by
+// name; nothing else can.
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 

@@ -215,8 +215,9 @@ impl ParkFlag {
     /// swap: the same answer, but a waker that finds the flag clear writes
     /// nothing, so every store of `false` by a waker follows the driver's
     /// `true` that it took. loom orders stores only by happens-before, and
-    /// with a swap it let a second waker read the first one's stale `false`
-    /// past the driver's newer `true` (a false alarm, but one that left the model unable to pass).
+    /// with a swap it lets a second waker read the first one's stale `false`
+    /// past the driver's newer `true`: a false alarm, but one the model
+    /// cannot pass.
     pub(crate) fn take(&self) -> bool {
         sync::fence(sync::Ordering::SeqCst);
         self.0

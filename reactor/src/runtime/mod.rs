@@ -1,6 +1,6 @@
 //! [`Runtime`], its [`Builder`], and the worker loop behind `block_on`.
 //!
-//! A runtime today has one worker: the thread that calls [`Runtime::block_on`]
+//! A runtime has one worker: the thread that calls [`Runtime::block_on`]
 //! drives the reactor and runs every spawned task, the way tokio's
 //! `current_thread` runtime and async-io's `block_on` do. Spawned tasks make
 //! progress while some thread is inside `block_on`, and only then.

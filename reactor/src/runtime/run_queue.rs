@@ -3,12 +3,12 @@
 //!
 //! A fixed ring of [`Cell`]s takes the common case: a push or a pop is an
 //! index, a `Cell::replace` and a counter, with no borrow flag to set and
-//! clear (a `RefCell<VecDeque>` cost about 10 instructions more per message
-//! in the echo benchmark). When the ring is full, later pushes go to an
-//! overflow `VecDeque`, and keep going there until it is empty again, so
-//! that everything in the ring is older than everything in the overflow and
-//! the order stays first in, first out. The pop that empties the ring
-//! refills it from the overflow in one go.
+//! clear, as a `RefCell<VecDeque>` would need on every push and pop. When
+//! the ring is full, later pushes go to an overflow `VecDeque`, and keep
+//! going there until it is empty again, so that everything in the ring is
+//! older than everything in the overflow and the order stays first in,
+//! first out. The pop that empties the ring refills it from the overflow in
+//! one go.
 //!
 //! No operation runs foreign code half-way: a slot is only ever written
 //! while it holds `None`, so no value is dropped inside the queue (only
@@ -19,9 +19,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 /// Slots in the ring; a power of two, so that an index wraps with a mask.
-/// 1024 (16 KiB) holds every task that a turn of 1024 events wakes; with
-/// 256, the benchmark's 256-connection row spent about 30 instructions a
-/// message in the overflow.
+/// 1024 (16 KiB) holds every task that a turn of 1024 events (the default
+/// event capacity) wakes, so a busy turn stays out of the overflow.
 const RING: usize = 1024;
 const MASK: usize = RING - 1;
 

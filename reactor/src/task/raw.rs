@@ -1,22 +1,23 @@
 //! The raw task: one allocation holding a spawned future (then its output),
 //! the state its wakers, its worker and its `JoinHandle` share, and its
-//! scheduler. This is the reactor crate's one module with `unsafe` code
-//! (DESIGN.md, "Unsafe"): this file (the allocation, [`Task`]), `raw/waker.rs`
-//! (the waker and waking) and `raw/output.rs` ([`Join`], the output's side).
-//! Everything else builds on the safe API of `Task` and `Join`.
+//! scheduler. This is the reactor crate's one module with `unsafe` code:
+//! this file (the allocation, [`Task`]), `raw/waker.rs` (the waker and
+//! waking) and `raw/output.rs` ([`Join`], the output's side). Everything
+//! else builds on the safe API of `Task` and `Join`.
 //!
 //! # Why it exists
 //!
-//! With `std::task::Wake` a task took four allocations (the future, a
-//! harness around it, the waker's `Arc`, the join state's `Arc`) and a slab
-//! entry, and a wakeup went through a slab lookup by id. Here a task is one
+//! Built on `std::task::Wake`, a task would take four allocations (the
+//! future, a harness around it, the waker's `Arc`, the join state's `Arc`)
+//! and a slab entry, and a wakeup a lookup by id. Here a task is one
 //! allocation, a waker is a pointer to it, and waking it is one
-//! compare-exchange and a queue push. The benchmark crate measures what that
-//! bought (see ARCHITECTURE.md, "Tasks").
+//! compare-exchange and a queue push: fewer allocations per spawn, less
+//! memory per idle task, and less work per wakeup (bench/README.md,
+//! "Measured design choices").
 //!
 //! # The protocol
 //!
-//! One word, `Header::state`, holds three flags and a reference count:
+//! One word, `Header::state`, holds four flags and a reference count:
 //!
 //! * `SCHEDULED`: a run queue holds a reference meant for a poll. Set by a
 //!   wake (with the reference it adds), cleared by [`Task::run`] before it
@@ -338,9 +339,8 @@ impl Task {
     /// Only the task's worker (or the pool thread that took the job) calls
     /// this, one run at a time.
     ///
-    /// Always inlined into its one hot caller, the worker loop, which saves
-    /// the call's prologue and epilogue on every run (measured:
-    /// ARCHITECTURE.md, "Where the instructions go").
+    /// Always inlined into its one hot caller, the worker loop, so that no
+    /// run pays a call's prologue and epilogue.
     #[inline(always)]
     pub(crate) fn run(self) -> bool {
         let header = self.header();

@@ -1,7 +1,8 @@
 //! Loom models of the readiness state machine: the driver thread delivering
 //! events and shutting down, against a task thread polling, parking and
-//! clearing. Loom runs each model under every interleaving (within its
-//! preemption bound) and every value a load may legally return.
+//! clearing. Loom runs each model under every interleaving (with no
+//! preemption bound, see `sync::model::check`) and every value a load may
+//! legally return.
 
 use std::task::{Context, Poll, Waker};
 

@@ -114,9 +114,10 @@ fn reader_and_writer_are_woken_separately() {
     assert_eq!(reads.0.load(Ordering::SeqCst), 1);
 }
 
-/// Two tasks on one direction both wait, without waking each other (which
-/// used to make them take turns for ever, polling millions of times a
-/// second on an idle socket), and the next event wakes both.
+/// Two tasks on one direction both wait, without waking each other (a slot
+/// that woke the waker it displaced would make them take turns for ever,
+/// polling millions of times a second on an idle socket), and the next
+/// event wakes both.
 #[test]
 fn several_waiters_wait_quietly_and_the_next_event_wakes_them_all() {
     let io = ScheduledIo::new(Ready::EMPTY, mio::Token(0));
