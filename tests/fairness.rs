@@ -72,7 +72,7 @@ fn a_task_whose_socket_stays_ready_yields_to_the_others() {
     );
 }
 
-/// The scenario: an echo server on one worker, one client flooding it
+/// An echo server on one worker, one client flooding it
 /// (its socket is always readable and always writable) and one doing
 /// ping-pong. The ping-pong client must keep completing round trips while the
 /// flood goes on, and the flood must keep flowing too.

@@ -87,9 +87,6 @@ impl TcpListener {
         socket.listen(backlog)
     }
 
-    /// Registers a listening socket (non-blocking): the one way a
-    /// `TcpListener` is made, for [`bind`](TcpListener::bind) and
-    /// [`TcpSocket::listen`].
     /// Adopts a listening standard-library socket, switching it to
     /// non-blocking mode and registering it with this thread's runtime (for
     /// a socket inherited from a parent process, or made with options this
@@ -105,6 +102,9 @@ impl TcpListener {
         })
     }
 
+    /// Registers a listening socket (non-blocking): the one way a
+    /// `TcpListener` is made from a socket of ours, for
+    /// [`bind`](TcpListener::bind) and [`TcpSocket::listen`].
     pub(super) fn from_socket(socket: Socket) -> io::Result<TcpListener> {
         let listener = mio::net::TcpListener::from_std(socket.into());
         Ok(TcpListener {

@@ -3,7 +3,7 @@
 //! see [`waiters`]).
 //!
 //! This file is the whole of the reactor's wakeup logic. Everything else only
-//! calls its four transitions:
+//! calls its five transitions:
 //!
 //! * [`ScheduledIo::set_readiness`]: the driver saw an event (adds bits, bumps
 //!   the tick, wakes the waiters it concerns);
@@ -13,6 +13,8 @@
 //!   [`ScheduledIo::clear_readiness`]: the task's syscall said `WouldBlock`,
 //!   or moved fewer bytes than offered (clears that direction's bits unless
 //!   the tick moved on);
+//! * [`ScheduledIo::release_waiters`]: the source is deregistering (its
+//!   waiters' wakers are let go of);
 //! * [`ScheduledIo::shutdown`]: the runtime is gone (every waiter gets an
 //!   error).
 //!
