@@ -1,7 +1,8 @@
 //! `[::1]` wherever `127.0.0.1` works: an echo through `TcpListener`,
 //! `TcpStream` and `TcpSocket::new_v6`, `SO_REUSEPORT`, TTL (the hop limit),
 //! split halves, and `Async` over a std socket. Each test skips, saying so,
-//! on a machine without an IPv6 loopback.
+//! on a machine without an IPv6 loopback (a failure under
+//! `REVEILLE_REQUIRE_ALL=1`, see `util::skip`).
 
 use crate::util;
 
@@ -17,12 +18,13 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv6Addr::LOCALHOST, port))
 }
 
-/// Whether this machine has `::1`; prints why a test is skipped if not.
+/// Whether this machine has `::1`; if not, skips the test (`util::skip`,
+/// a failure where skips are forbidden).
 fn has_ipv6() -> bool {
     match std::net::TcpListener::bind("[::1]:0") {
         Ok(_) => true,
         Err(error) => {
-            eprintln!("skipped: this machine has no IPv6 loopback ({error})");
+            util::skip::skip(format!("this machine has no IPv6 loopback ({error})"));
             false
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! Each test proves it exercised loss: the queues' drop counters and the
 //! namespaces' TCP retransmission counters must have moved. Needs root and
-//! iproute2; skips otherwise, unless `REVEILLE_REQUIRE_NETNS=1` (CI).
+//! iproute2; skips otherwise, saying so, unless `REVEILLE_REQUIRE_ALL=1` (CI)
+//! or `REVEILLE_REQUIRE_NETNS=1` (see `util::skip`).
 
 use crate::util;
 
@@ -158,7 +159,7 @@ async fn clients(addr: SocketAddr, connections: usize) -> io::Result<Vec<Echoed>
 /// Echo `TOTAL_BYTES` over `connections` connections across the lossy path,
 /// check every connection's echo, and check that loss happened.
 fn echo_over_lossy_path(test: &str, connections: usize) {
-    let Some(pair) = NetnsPair::create_or_skip(test) else {
+    let Some(pair) = NetnsPair::create_or_skip() else {
         return;
     };
     let started = Instant::now();

@@ -72,7 +72,7 @@ fn malformed_addresses_are_invalid_input_not_panics() {
 #[test]
 fn connect_over_ipv6_loopback() {
     if let Err(error) = std::net::TcpListener::bind("[::1]:0") {
-        eprintln!("skipped: this machine has no IPv6 loopback ({error})");
+        util::skip::skip(format!("this machine has no IPv6 loopback ({error})"));
         return;
     }
     run(async {

@@ -24,12 +24,14 @@ use reveille::net::UdpSocket;
 use util::{foreign_block_on, pattern, poll_once, run};
 
 /// The loopback addresses to test on: 127.0.0.1, and [::1] if this machine
-/// has IPv6 (said on stderr when it does not).
+/// has IPv6 (if not, the IPv6 part is skipped: see `util::skip`).
 fn loopbacks() -> Vec<&'static str> {
     let mut addrs = vec!["127.0.0.1:0"];
     match std::net::UdpSocket::bind("[::1]:0") {
         Ok(_) => addrs.push("[::1]:0"),
-        Err(error) => eprintln!("IPv6 part skipped: no IPv6 loopback ({error})"),
+        Err(error) => util::skip::skip(format!(
+            "its IPv6 part: this machine has no IPv6 loopback ({error})"
+        )),
     }
     addrs
 }

@@ -2,8 +2,8 @@
 //! test makes for itself (`unshare(CLONE_NEWNET)` on a thread of its own), so
 //! that no datagram can leave this machine or reach anyone else's group.
 //! Making a namespace needs `CAP_SYS_ADMIN` (root); without it the test says
-//! so on stderr and skips, unless `REVEILLE_REQUIRE_NETNS=1` (as in CI) makes
-//! that a failure. Membership on the host's loopback, which needs no
+//! so on stderr and skips, unless `REVEILLE_REQUIRE_ALL=1` (as in CI) or
+//! `REVEILLE_REQUIRE_NETNS=1` makes that a failure (`util::skip`). Membership on the host's loopback, which needs no
 //! privilege and sends nothing, is tested in `udp.rs`.
 //!
 //! IPv4 only: delivering IPv6 multicast over a bare loopback interface needs
@@ -96,13 +96,9 @@ fn multicast_reaches_members_in_a_private_network_namespace() {
     match outcome {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-            let reason = format!("making a network namespace needs root (CAP_SYS_ADMIN): {error}");
-            // Like the netns tests: CI runs as root and must not count a
-            // skip as a pass.
-            if std::env::var(util::netns::REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{reason}; {}=1 forbids skipping", util::netns::REQUIRE_ENV);
-            }
-            eprintln!("skipped: {reason}");
+            util::skip::skip_netns(format!(
+                "making a network namespace needs root (CAP_SYS_ADMIN): {error}"
+            ));
         }
         Err(error) => panic!("setting up the private network namespace: {error}"),
     }

@@ -9,9 +9,9 @@
 //! brings its `lo` up, connects, and takes `lo` down under the connection.
 //! A namespace belongs to the thread that made it, so the test runs on a
 //! thread of its own, which ends with the test: the other tests of the
-//! process never run in it. Where namespaces
-//! cannot be made, the test says why and skips, unless
-//! `REVEILLE_REQUIRE_NETNS=1` (as in CI) makes that a failure.
+//! process never run in it. Where namespaces cannot be made, the test says
+//! why and skips, unless `REVEILLE_REQUIRE_ALL=1` (as in CI) or
+//! `REVEILLE_REQUIRE_NETNS=1` makes that a failure (`util::skip`).
 
 use crate::util;
 
@@ -35,27 +35,20 @@ fn check(rc: libc::c_int, what: &str) {
     }
 }
 
-/// Moves this thread into a new, empty network namespace. Without the
-/// privilege that takes, says so and returns false (the test skips), unless
-/// `REVEILLE_REQUIRE_NETNS=1` (CI, which runs as root) makes it a failure, as
-/// for the other namespace tests.
-fn enter_new_network_namespace() -> bool {
+/// Moves this thread into a new, empty network namespace, or says why it
+/// cannot (the test then skips, on its own thread: see `util::skip`).
+fn enter_new_network_namespace() -> Result<(), String> {
     // SAFETY: unshare takes a flag word and touches no memory of ours; it
     // changes only this thread's namespace.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     if rc == 0 {
-        return true;
+        return Ok(());
     }
-    let reason = format!(
+    Err(format!(
         "unshare(CLONE_NEWNET): {}. This test needs a network namespace of its own \
          (root, or CAP_NET_ADMIN) to make a peer vanish",
         io::Error::last_os_error()
-    );
-    if std::env::var(util::netns::REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{reason}; {}=1 forbids skipping", util::netns::REQUIRE_ENV);
-    }
-    eprintln!("skipped: {reason}");
-    false
+    ))
 }
 
 /// Sets or clears `IFF_UP` on this namespace's `lo`.
@@ -110,9 +103,7 @@ fn set_user_timeout(fd: RawFd, timeout: Duration) {
 #[test]
 fn a_reader_parked_on_a_peer_that_vanished_is_woken_with_an_error() {
     let thread = std::thread::spawn(|| {
-        if !enter_new_network_namespace() {
-            return;
-        }
+        enter_new_network_namespace()?;
         set_loopback_up(true);
         util::run(async {
             let (client, server) = util::pair().await;
@@ -152,8 +143,11 @@ fn a_reader_parked_on_a_peer_that_vanished_is_woken_with_an_error() {
             assert_ne!(error.kind(), io::ErrorKind::WouldBlock, "{error:?}");
             drop(server);
         });
+        Ok::<(), String>(())
     });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
+    match thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => util::skip::skip_netns(reason),
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }

@@ -7,13 +7,15 @@
 //! many files use; helpers around one larger idea have a submodule:
 //! [`buffered`] (connections with chosen kernel buffers), [`child`] (a test
 //! binary running one of its tests as a child process), [`netns`] (network
-//! namespaces joined by a shaped veth link), [`slow_reader`] (a writer facing
-//! a slow, gated reader) and [`socket_path`] (Unix socket paths that clean up
-//! after themselves).
+//! namespaces joined by a shaped veth link), [`skip`] (a test that cannot run
+//! here says so, or fails where skips are forbidden), [`slow_reader`] (a
+//! writer facing a slow, gated reader) and [`socket_path`] (Unix socket paths
+//! that clean up after themselves).
 
 pub mod buffered;
 pub mod child;
 pub mod netns;
+pub mod skip;
 pub mod slow_reader;
 pub mod socket_path;
 

@@ -17,7 +17,8 @@
 //!
 //! Creating namespaces needs root and iproute2 (`ip`, `tc`). Where that is
 //! missing, [`NetnsPair::create_or_skip`] says why and the test returns,
-//! unless `REVEILLE_REQUIRE_NETNS=1` (CI) turns the reason into a failure.
+//! unless `REVEILLE_REQUIRE_ALL=1` or `REVEILLE_REQUIRE_NETNS=1` (see
+//! [`super::skip`]) turns the reason into a failure.
 //!
 //! Nothing here touches the host's own namespace: the veth pair is created
 //! inside the client namespace with its peer placed directly in the server
@@ -32,10 +33,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Set to `1` to make a test that cannot build its namespaces fail instead
-/// of skipping (CI sets it, so the lossy-path tests cannot silently vanish).
-pub const REQUIRE_ENV: &str = "REVEILLE_REQUIRE_NETNS";
 
 /// The client's address, on its end of the veth pair. A private range, and
 /// only ever inside the test's own namespaces.
@@ -80,17 +77,14 @@ pub struct NetnsPair {
 }
 
 impl NetnsPair {
-    /// Builds the pair, or returns `None` after printing why it cannot (not
-    /// root, no `ip` or `tc`, a kernel without namespaces or tbf), unless
-    /// [`REQUIRE_ENV`] is `1`, in which case the reason fails the test.
-    pub fn create_or_skip(test: &str) -> Option<NetnsPair> {
+    /// Builds the pair, or returns `None` after saying why it cannot (not
+    /// root, no `ip` or `tc`, a kernel without namespaces or tbf); fails the
+    /// test instead where skips are forbidden ([`super::skip::skip_netns`]).
+    pub fn create_or_skip() -> Option<NetnsPair> {
         match NetnsPair::create() {
             Ok(pair) => Some(pair),
-            Err(reason) if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") => {
-                panic!("{test}: {REQUIRE_ENV}=1, but no network namespaces: {reason}")
-            }
             Err(reason) => {
-                eprintln!("skipping {test}: {reason} (set {REQUIRE_ENV}=1 to fail instead)");
+                super::skip::skip_netns(format!("no network namespaces: {reason}"));
                 None
             }
         }
