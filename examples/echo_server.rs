@@ -35,7 +35,7 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What `serve` needs. The tests that run this server in a child process
-/// (`tests/out_of_fds.rs`, `tests/load.rs`) include this file as a module,
+/// (`tests/it/out_of_fds.rs`, `tests/load.rs`) include this file as a module,
 /// hence `pub(crate)` on it and on [`serve`].
 pub(crate) struct Options {
     pub(crate) addr: String,

@@ -3,8 +3,12 @@
 //! the runtime does to queued and running jobs.
 //!
 //! Every test takes [`serial`], so that no other test's pool is alive in
-//! this process while one counts pool threads.
+//! this process while one counts pool threads; and this is a test binary of
+//! its own (not a module of `tests/it`), whose other tests' runtimes start
+//! pool threads of their own.
 
+#[path = "it/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 use std::cell::RefCell;

@@ -32,6 +32,8 @@
 //! The fd tests take one lock each, so that no other test of this binary
 //! allocates or frees fds while one of them waits for a number to be reused.
 
+#[path = "it/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 use std::collections::HashSet;

@@ -12,7 +12,14 @@
 //! Client addresses are spread over 127.0.0.1 to 127.0.0.250 (bound before
 //! connecting), so that 10,000 connections, and the `TIME_WAIT` entries they
 //! leave behind, do not crowd one address's ephemeral ports.
+//!
+//! A test binary of its own (not a module of `tests/it`): it raises the
+//! process's descriptor limit, and its 10,000 descriptors and the load of
+//! both processes would otherwise share a process and the CPUs with the
+//! time-bounded tests running beside it.
 
+#[path = "it/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 #[path = "../examples/echo_server.rs"]
@@ -26,7 +33,7 @@ use std::time::{Duration, Instant};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use reveille::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
-use util::child::{hard_fd_limit, open_fds, ChildProcess};
+use util::child::{open_fds, ChildProcess};
 use util::{assert_same_bytes, pattern, TEST_TIMEOUT};
 
 const CONNECTIONS: usize = 10_000;
@@ -57,6 +64,21 @@ fn echo_server_child() {
             quiet: true,
         })
     });
+}
+
+/// This process's hard `RLIMIT_NOFILE`.
+fn hard_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively
+    // borrowed `limit`.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_max
 }
 
 /// A blocking connect from `source` (any port) to `server`.
@@ -99,7 +121,8 @@ fn ten_thousand_concurrent_connections_echo_every_byte() {
     let started = Instant::now();
 
     // The child raises its own soft limit to the (inherited) hard one.
-    let mut server = ChildProcess::start("echo_server_child", "echo-server", "hard");
+    let mut server =
+        ChildProcess::start(module_path!(), "echo_server_child", "echo-server", "hard");
     let addr = server.listening_addr();
 
     // Blocking connects: reveille's connect takes no source address, and the

@@ -9,6 +9,8 @@
 //! on parallel threads, so this file has a single test: it must be the only
 //! thing in its process that opens or closes descriptors or starts threads.
 
+#[path = "it/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 use std::future::pending;

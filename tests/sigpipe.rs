@@ -7,6 +7,8 @@
 //! stray signal kills this test binary and fails the run. This is a test
 //! binary of its own because the disposition is process-wide.
 
+#[path = "it/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 use std::io::{self, IoSlice, Read};

@@ -54,12 +54,11 @@ const SEND_RETRY_MAX: Duration = Duration::from_millis(64);
 /// A send waits while the receiver's queue is full (its
 /// `net.unix.max_dgram_qlen` datagrams, or its buffer, are taken). For a
 /// [`connect`](UnixDatagram::connect)ed socket the kernel wakes the sender
-/// when room appears. So it does for an unconnected
-/// [`send_to`](UnixDatagram::send_to) on the kernels we test (Linux 6.x),
-/// even when the receiver's queue holds only other senders' datagrams
-/// (`tests/unix_datagram.rs` checks it). Kernels whose unconnected senders
-/// were not woken existed; if you target one, connect the socket or bound
-/// the send with [`timeout`](reveille_reactor::timeout).
+/// when room appears. For an unconnected
+/// [`send_to`](UnixDatagram::send_to) it does not (and makes the sender
+/// look writable after each failed try), so `send_to` waits on a timer
+/// there, 1 ms doubling to 64 ms (`tests/it/unix_datagram.rs` checks both).
+/// To be woken the moment room appears, connect the socket.
 ///
 /// # Signals
 ///
