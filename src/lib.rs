@@ -109,7 +109,7 @@ pub mod reactor {
         note = "mio is an implementation detail of reveille: wrap a descriptor in `reveille::net::Async` instead"
     )]
     #[doc(hidden)]
-    pub type IoSource<T> = reveille_reactor::IoSource<T>;
+    pub type IoSource<T> = reveille_reactor::Registered<T>;
 
     /// The future of the deprecated [`IoSource`]'s `ready`.
     #[deprecated(note = "goes with `IoSource`: use `reveille::net::Async::readable`/`writable`")]

@@ -4,7 +4,7 @@
 //! (`AsFd`, `AsRawFd`). One definition, so that every type offers the same
 //! set with the same rules.
 
-/// The conversions of a socket type `$ty` whose `IoSource` over a mio
+/// The conversions of a socket type `$ty` whose `Registered` over a mio
 /// socket is at the field path `$io`, and whose `from_std` takes a `$std`.
 macro_rules! socket_conversions {
     ($ty:ident, $std:ty, $std_name:literal, $($io:ident).+) => {

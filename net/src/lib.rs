@@ -1,8 +1,8 @@
-//! Socket types for [reveille], on top of `reveille-reactor`'s `IoSource`
+//! Socket types for [reveille], on top of `reveille-reactor`'s `Registered`
 //! (the two crates' internal interface, which names mio's types and so is
 //! not public API).
 //!
-//! Each type is a thin newtype over a mio socket in an `IoSource`; every
+//! Each type is a thin newtype over a mio socket in an `Registered`; every
 //! operation is one non-blocking syscall handed to the reactor's single
 //! "try, and on `WouldBlock` clear and wait" path. No socket type here has
 //! a readiness flag of its own, and none loops on readiness; the one retry

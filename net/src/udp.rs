@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::task::{Context, Poll};
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 use socket2::SockRef;
 
 use crate::addr::{each_addr, ToSocketAddrs};
@@ -42,7 +42,7 @@ use crate::addr::{each_addr, ToSocketAddrs};
 /// Several tasks may receive on one socket at once (an `Arc<UdpSocket>`
 /// shared by a pool of receivers): they sleep while nothing arrives, and
 /// each datagram wakes them all, the first to look takes it (see
-/// [`IoSource`]'s "Sharing a direction").
+/// [`Registered`]'s "Sharing a direction").
 ///
 /// # Datagrams
 ///
@@ -70,7 +70,7 @@ use crate::addr::{each_addr, ToSocketAddrs};
 /// ICMP message names) once, and the socket stays usable. An unconnected
 /// socket does not see them.
 pub struct UdpSocket {
-    pub(crate) io: IoSource<mio::net::UdpSocket>,
+    pub(crate) io: Registered<mio::net::UdpSocket>,
 }
 
 impl UdpSocket {
@@ -91,7 +91,7 @@ impl UdpSocket {
         // mio opens it non-blocking and close-on-exec.
         let socket = mio::net::UdpSocket::bind(addr)?;
         Ok(UdpSocket {
-            io: IoSource::new(socket)?,
+            io: Registered::new(socket)?,
         })
     }
 
@@ -100,7 +100,7 @@ impl UdpSocket {
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
         Ok(UdpSocket {
-            io: IoSource::new(mio::net::UdpSocket::from_std(socket))?,
+            io: Registered::new(mio::net::UdpSocket::from_std(socket))?,
         })
     }
 

@@ -2,7 +2,9 @@
 //! a particular kind of socket.
 //!
 //! * A driver owns one `mio::Poll` (epoll) and turns kernel readiness events
-//!   into woken tasks ([`IoSource`] is how a socket type plugs in).
+//!   into woken tasks (`Registered`, hidden, is how `reveille-net`'s socket
+//!   types plug in; a descriptor of your own goes through
+//!   `reveille::net::Async`).
 //! * An executor runs spawned tasks ([`spawn`], [`JoinHandle`]).
 //! * A blocking pool runs closures that would stall the reactor
 //!   ([`spawn_blocking`]), and [`fs`] is built on it.
@@ -32,7 +34,13 @@ pub use blocking::fs;
 pub use io::driver::DEFAULT_EVENT_CAPACITY;
 pub use io::{ensure_runtime, Direction, Ready, ReadyEvent};
 #[doc(hidden)]
-pub use io::{IoSource, ReadyFuture};
+pub use io::{ReadyFuture, Registered};
+
+/// The former name of `Registered`, which reused the name of mio's
+/// `IoSource` for a different thing.
+#[doc(hidden)]
+#[deprecated(note = "renamed `Registered`; not public API: use `reveille::net::Async`")]
+pub type IoSource<T> = Registered<T>;
 pub use runtime::{block_on, spawn, spawn_blocking, try_spawn_blocking, Builder, Runtime};
 pub use task::join::{JoinError, JoinHandle};
 pub use time::{

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 
 use crate::sys;
 
@@ -119,7 +119,7 @@ pub struct Async<T: AsFd> {
     /// The registration, over the bare descriptor number. Declared first so
     /// that it drops (deregisters) before `io` drops (and may close the fd):
     /// a stale event for a reused fd number must find no registration.
-    source: IoSource<Fd>,
+    source: Registered<Fd>,
     /// The I/O object. `Some` for the whole life of the `Async`; only
     /// [`into_inner`](Async::into_inner) takes it, just before dropping the
     /// rest.
@@ -163,7 +163,7 @@ impl<T: AsFd> Async<T> {
         let fd = io.as_fd().as_raw_fd();
         // Register before touching the flag, so that a descriptor epoll
         // refuses is handed back unchanged.
-        let source = IoSource::new(Fd(fd)).map_err(|error| registration_error(fd, error))?;
+        let source = Registered::new(Fd(fd)).map_err(|error| registration_error(fd, error))?;
         // On failure `source` drops here and deregisters.
         let was_nonblocking = sys::set_nonblocking(io.as_fd(), true)?;
         Ok(Async {

@@ -17,7 +17,7 @@ use std::os::fd::AsFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 
 pub(crate) use timeouts::IoTimeouts;
 use transfer::{recv, recv_vectored, send, send_vectored, total_len};
@@ -29,7 +29,7 @@ where
 {
     /// Whether a read that moves fewer bytes than offered proves the receive
     /// queue empty, so that the read can clear readiness at once (see
-    /// `IoSource::poll_transfer`). True for TCP. False for Unix streams:
+    /// `Registered::poll_transfer`). True for TCP. False for Unix streams:
     /// Linux ends their reads after a message carrying descriptors and, when
     /// the reader has `SO_PASSCRED`, at a change of the sender's
     /// credentials, with more bytes queued and no new edge to come. (Writes
@@ -64,7 +64,7 @@ where
     for<'a> &'a S: Read,
 {
     /// The socket, registered with its runtime.
-    pub(crate) io: IoSource<S>,
+    pub(crate) io: Registered<S>,
     /// Read and write timeouts: one load per read or write poll while none
     /// is set.
     timeouts: IoTimeouts,
@@ -74,7 +74,7 @@ impl<S: StreamSocket> StreamCore<S>
 where
     for<'a> &'a S: Read,
 {
-    pub(crate) fn new(io: IoSource<S>) -> StreamCore<S> {
+    pub(crate) fn new(io: Registered<S>) -> StreamCore<S> {
         StreamCore {
             io,
             timeouts: IoTimeouts::default(),

@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use reveille_reactor::{Direction, IoSource, Sleep};
+use reveille_reactor::{Direction, Registered, Sleep};
 
 /// A stream's read and write timeouts and their running clocks.
 #[derive(Default)]
@@ -60,7 +60,7 @@ impl IoTimeouts {
     #[inline]
     pub(crate) fn check<S: mio::event::Source, T>(
         &self,
-        io: &IoSource<S>,
+        io: &Registered<S>,
         direction: Direction,
         cx: &mut Context<'_>,
         poll: Poll<io::Result<T>>,
@@ -108,7 +108,7 @@ impl Clocks {
     #[inline(never)]
     fn check<S: mio::event::Source, T>(
         &self,
-        io: &IoSource<S>,
+        io: &Registered<S>,
         direction: Direction,
         cx: &mut Context<'_>,
         poll: Poll<io::Result<T>>,

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
@@ -49,7 +49,7 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpListener {
-    pub(crate) io: IoSource<mio::net::TcpListener>,
+    pub(crate) io: Registered<mio::net::TcpListener>,
 }
 
 impl TcpListener {
@@ -98,7 +98,7 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
-            io: IoSource::new(mio::net::TcpListener::from_std(listener))?,
+            io: Registered::new(mio::net::TcpListener::from_std(listener))?,
         })
     }
 
@@ -108,7 +108,7 @@ impl TcpListener {
     pub(super) fn from_socket(socket: Socket) -> io::Result<TcpListener> {
         let listener = mio::net::TcpListener::from_std(socket.into());
         Ok(TcpListener {
-            io: IoSource::new(listener)?,
+            io: Registered::new(listener)?,
         })
     }
 

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 use socket2::{SockRef, Socket};
 
 use crate::addr::{each_addr, ToSocketAddrs};
@@ -108,9 +108,9 @@ impl TcpStream {
         }
         // Nothing can be ready yet: wait for the kernel's first event rather
         // than spend a getsockopt learning "not yet".
-        let stream = TcpStream::from_source(IoSource::new_unready(mio::net::TcpStream::from_std(
-            socket.into(),
-        ))?);
+        let stream = TcpStream::from_source(Registered::new_unready(
+            mio::net::TcpStream::from_std(socket.into()),
+        )?);
         poll_fn(|cx| {
             stream.core.io.poll_io(cx, Direction::Write, |socket| {
                 if let Some(error) = socket.take_error()? {
@@ -132,7 +132,7 @@ impl TcpStream {
     }
 
     /// Wraps a registered mio stream (an accepted connection).
-    pub(crate) fn from_source(io: IoSource<mio::net::TcpStream>) -> TcpStream {
+    pub(crate) fn from_source(io: Registered<mio::net::TcpStream>) -> TcpStream {
         TcpStream {
             core: StreamCore::new(io),
         }
@@ -142,7 +142,7 @@ impl TcpStream {
     /// non-blocking mode and registering it with this thread's runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream::from_source(IoSource::new(
+        Ok(TcpStream::from_source(Registered::new(
             mio::net::TcpStream::from_std(stream),
         )?))
     }

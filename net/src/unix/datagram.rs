@@ -11,7 +11,7 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 use socket2::{SockAddr, SockRef};
 
 use super::path_error::with_path;
@@ -71,7 +71,7 @@ const SEND_RETRY_MAX: Duration = Duration::from_millis(64);
 /// before it returned has sent none (a datagram leaves whole, inside the poll
 /// that returns its length).
 pub struct UnixDatagram {
-    pub(crate) io: IoSource<mio::net::UnixDatagram>,
+    pub(crate) io: Registered<mio::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
@@ -115,7 +115,7 @@ impl UnixDatagram {
 
     fn register(socket: mio::net::UnixDatagram) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
-            io: IoSource::new(socket)?,
+            io: Registered::new(socket)?,
         })
     }
 

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::path_error::with_path;
@@ -46,7 +46,7 @@ use crate::tcp::DEFAULT_BACKLOG;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct UnixListener {
-    pub(crate) io: IoSource<mio::net::UnixListener>,
+    pub(crate) io: Registered<mio::net::UnixListener>,
 }
 
 impl UnixListener {
@@ -84,7 +84,7 @@ impl UnixListener {
         socket.bind(&SockAddr::unix(path)?)?;
         let listening = socket.listen(backlog).and_then(|()| {
             let listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
-            IoSource::new(mio::net::UnixListener::from_std(listener))
+            Registered::new(mio::net::UnixListener::from_std(listener))
         });
         match listening {
             Ok(io) => Ok(UnixListener { io }),
@@ -102,7 +102,7 @@ impl UnixListener {
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
         Ok(UnixListener {
-            io: IoSource::new(mio::net::UnixListener::from_std(listener))?,
+            io: Registered::new(mio::net::UnixListener::from_std(listener))?,
         })
     }
 

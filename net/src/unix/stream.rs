@@ -11,7 +11,7 @@ use std::path::Path;
 use std::pin::pin;
 use std::time::Duration;
 
-use reveille_reactor::{Direction, IoSource};
+use reveille_reactor::{Direction, Registered};
 
 use super::cred::{self, UCred};
 use super::path_error::with_path;
@@ -111,7 +111,7 @@ impl UnixStream {
             match mio::net::UnixStream::connect(path) {
                 // Registered only now: an unconnected stream socket polls as
                 // hung up, which would leave a sticky write-closed bit.
-                Ok(socket) => return Ok(UnixStream::from_source(IoSource::new(socket)?)),
+                Ok(socket) => return Ok(UnixStream::from_source(Registered::new(socket)?)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // `poll_sleep`, not `.await`: off a runtime, or once the
                     // runtime has shut down, an error rather than a panic.
@@ -147,13 +147,13 @@ impl UnixStream {
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((
-            UnixStream::from_source(IoSource::new(a)?),
-            UnixStream::from_source(IoSource::new(b)?),
+            UnixStream::from_source(Registered::new(a)?),
+            UnixStream::from_source(Registered::new(b)?),
         ))
     }
 
     /// Wraps a registered mio stream (an accepted connection).
-    pub(crate) fn from_source(io: IoSource<mio::net::UnixStream>) -> UnixStream {
+    pub(crate) fn from_source(io: Registered<mio::net::UnixStream>) -> UnixStream {
         UnixStream {
             core: StreamCore::new(io),
         }
@@ -163,7 +163,7 @@ impl UnixStream {
     /// non-blocking mode and registering it with this thread's runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
-        Ok(UnixStream::from_source(IoSource::new(
+        Ok(UnixStream::from_source(Registered::new(
             mio::net::UnixStream::from_std(stream),
         )?))
     }

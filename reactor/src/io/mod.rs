@@ -1,6 +1,6 @@
 //! The I/O wing: the driver (one `mio::Poll`, its turn), the registration
 //! table that resolves event tokens, the readiness state machine of each
-//! source, and [`IoSource`], through which a socket type plugs in.
+//! source, and [`Registered`], through which a socket type plugs in.
 //!
 //! It knows nothing of tasks or runtimes beyond one seam, [`Executor`]: what
 //! the driver asks of whoever runs the tasks waiting on its sources. The
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 pub use ready::{Direction, Ready, ReadyEvent};
-pub use source::{ensure_runtime, IoSource, ReadyFuture};
+pub use source::{ensure_runtime, ReadyFuture, Registered};
 
 use driver::DriverHandle;
 

@@ -76,7 +76,7 @@ const TICK_MASK: u64 = !0 << TICK_SHIFT;
 
 /// The shared state of one registration. The driver holds it through its
 /// table (`table.rs`), the I/O object through its
-/// [`IoSource`](crate::IoSource).
+/// [`Registered`](crate::Registered).
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
     /// Readiness bits, armed bits, the shutdown bit, the slot versions and

@@ -29,7 +29,7 @@ impl Ready {
     pub const WRITE_CLOSED: Ready = Ready(0b1000);
     /// Urgent (out-of-band) TCP data arrived at some point. Never cleared
     /// once seen, and never a reason to wake a reader by itself: it only
-    /// tells [`IoSource::poll_transfer`](crate::IoSource::poll_transfer) that
+    /// tells [`Registered::poll_transfer`](crate::Registered::poll_transfer) that
     /// a short read no longer proves the socket drained, because Linux stops
     /// a read at the urgent mark with bytes still queued behind it.
     pub const PRIORITY: Ready = Ready(0b1_0000);

@@ -1,9 +1,9 @@
-//! [`IoSource`]: the one place where a non-blocking syscall meets readiness.
+//! [`Registered`]: the one place where a non-blocking syscall meets readiness.
 //!
-//! Every socket type is a thin wrapper over `IoSource<mio socket>` and routes
-//! every operation through [`IoSource::poll_io`] or [`IoSource::try_io`]
-//! (or their byte-stream forms, [`IoSource::poll_transfer`] and
-//! [`IoSource::try_transfer`]): try the syscall if the direction may be
+//! Every socket type is a thin wrapper over `Registered<mio socket>` and routes
+//! every operation through [`Registered::poll_io`] or [`Registered::try_io`]
+//! (or their byte-stream forms, [`Registered::poll_transfer`] and
+//! [`Registered::try_transfer`]): try the syscall if the direction may be
 //! ready; on `WouldBlock`, clear that direction's readiness (unless an event
 //! arrived meanwhile) and wait for the next edge. No socket type loops on
 //! readiness by itself.
@@ -21,8 +21,8 @@ use super::ready::{Direction, Ready, ReadyEvent};
 use super::{Executor, Tasks};
 use crate::coop;
 
-/// Checks that an [`IoSource`] made on this thread now would find a runtime
-/// to register with: `Ok`, or the error [`IoSource::new`] would return.
+/// Checks that an [`Registered`] made on this thread now would find a runtime
+/// to register with: `Ok`, or the error [`Registered::new`] would return.
 ///
 /// For a socket type whose setup has an effect that cannot be undone before
 /// its registration: a connect reaches the peer, which accepts a connection
@@ -50,13 +50,13 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// A mio source registered with the current thread's runtime.
 ///
 /// The source is registered once, edge-triggered, for reading and writing,
-/// when the `IoSource` is created, and deregistered when it drops, before the
+/// when the `Registered` is created, and deregistered when it drops, before the
 /// source (and its fd) is closed.
 ///
 /// # Wakeups
 ///
-/// A task that gets `Pending` from [`poll_io`](IoSource::poll_io) or
-/// [`poll_ready`](IoSource::poll_ready) is woken when the kernel next reports
+/// A task that gets `Pending` from [`poll_io`](Registered::poll_io) or
+/// [`poll_ready`](Registered::poll_ready) is woken when the kernel next reports
 /// its direction ready, closed, or in error, or when the runtime shuts down
 /// (the poll then fails with an error saying so). A wakeup may be spurious:
 /// the retried syscall may say `WouldBlock` again, in which case the task just
@@ -74,9 +74,9 @@ pub fn ensure_runtime() -> io::Result<()> {
 ///
 /// # Examples
 ///
-/// A socket type of your own is a newtype over an `IoSource`, and each of
+/// A socket type of your own is a newtype over an `Registered`, and each of
 /// its operations one non-blocking syscall handed to
-/// [`poll_io`](IoSource::poll_io), which waits, retries and clears readiness
+/// [`poll_io`](Registered::poll_io), which waits, retries and clears readiness
 /// for it:
 ///
 /// ```
@@ -84,16 +84,16 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// use std::io;
 /// use std::net::SocketAddr;
 ///
-/// use reveille_reactor::{Direction, IoSource};
+/// use reveille_reactor::{Direction, Registered};
 ///
 /// /// A datagram socket that only receives.
 /// struct Receiver {
-///     io: IoSource<mio::net::UdpSocket>,
+///     io: Registered<mio::net::UdpSocket>,
 /// }
 ///
 /// impl Receiver {
 ///     fn bind(addr: SocketAddr) -> io::Result<Receiver> {
-///         Ok(Receiver { io: IoSource::new(mio::net::UdpSocket::bind(addr)?)? })
+///         Ok(Receiver { io: Registered::new(mio::net::UdpSocket::bind(addr)?)? })
 ///     }
 ///
 ///     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -113,16 +113,16 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// # Ok::<(), io::Error>(())
 /// ```
 #[doc(hidden)]
-pub struct IoSource<T: mio::event::Source> {
+pub struct Registered<T: mio::event::Source> {
     /// The driver it is registered with, for deregistering and for timers.
     driver: Arc<DriverHandle>,
     /// Its readiness, shared with the driver's table; knows its token.
     state: Arc<ScheduledIo>,
-    /// `None` only once [`into_inner`](IoSource::into_inner) has taken it.
+    /// `None` only once [`into_inner`](Registered::into_inner) has taken it.
     io: Option<T>,
 }
 
-impl<T: mio::event::Source> IoSource<T> {
+impl<T: mio::event::Source> Registered<T> {
     /// Registers `io` with the runtime running on this thread. The source
     /// starts "maybe ready" in both directions: its first operation tries the
     /// syscall instead of waiting for an edge that may already have passed.
@@ -131,20 +131,20 @@ impl<T: mio::event::Source> IoSource<T> {
     ///
     /// If no reveille runtime runs on this thread, if it has shut down, or if
     /// `epoll_ctl` fails. `io` is dropped (closed) in that case.
-    pub fn new(io: T) -> io::Result<IoSource<T>> {
-        IoSource::with_readiness(io, Ready::READABLE | Ready::WRITABLE)
+    pub fn new(io: T) -> io::Result<Registered<T>> {
+        Registered::with_readiness(io, Ready::READABLE | Ready::WRITABLE)
     }
 
-    /// Like [`new`](IoSource::new), but assumes nothing about readiness: the
+    /// Like [`new`](Registered::new), but assumes nothing about readiness: the
     /// first operation waits for the kernel's first event. For a socket whose
     /// non-blocking connect is in progress, this saves a syscall that could
     /// only report "not yet".
-    pub fn new_unready(io: T) -> io::Result<IoSource<T>> {
-        IoSource::with_readiness(io, Ready::EMPTY)
+    pub fn new_unready(io: T) -> io::Result<Registered<T>> {
+        Registered::with_readiness(io, Ready::EMPTY)
     }
 
-    fn with_readiness(io: T, initial: Ready) -> io::Result<IoSource<T>> {
-        IoSource::with_driver(Tasks::current_driver()?, io, initial)
+    fn with_readiness(io: T, initial: Ready) -> io::Result<Registered<T>> {
+        Registered::with_driver(Tasks::current_driver()?, io, initial)
     }
 
     /// Registers `io` with `driver`, once, for both directions,
@@ -153,22 +153,22 @@ impl<T: mio::event::Source> IoSource<T> {
         driver: Arc<DriverHandle>,
         mut io: T,
         initial: Ready,
-    ) -> io::Result<IoSource<T>> {
+    ) -> io::Result<Registered<T>> {
         let state = driver.register(&mut io, initial)?;
-        Ok(IoSource {
+        Ok(Registered {
             driver,
             state,
             io: Some(io),
         })
     }
 
-    /// Registers `io` ("maybe ready", as in [`new`](IoSource::new)) with the
+    /// Registers `io` ("maybe ready", as in [`new`](Registered::new)) with the
     /// runtime that `self` belongs to, whichever thread this runs on: for
     /// sources that another one hands out, such as accepted connections,
     /// which belong with their listener even when it is polled from another
     /// executor.
-    pub fn register_beside<U: mio::event::Source>(&self, io: U) -> io::Result<IoSource<U>> {
-        IoSource::with_driver(self.driver.clone(), io, Ready::READABLE | Ready::WRITABLE)
+    pub fn register_beside<U: mio::event::Source>(&self, io: U) -> io::Result<Registered<U>> {
+        Registered::with_driver(self.driver.clone(), io, Ready::READABLE | Ready::WRITABLE)
     }
 
     /// A timer on the runtime this source belongs to, whichever thread
@@ -216,7 +216,7 @@ impl<T: mio::event::Source> IoSource<T> {
         self.poll_with(cx, direction, op, |_| false)
     }
 
-    /// [`poll_io`](IoSource::poll_io) for an operation that moves bytes on a
+    /// [`poll_io`](Registered::poll_io) for an operation that moves bytes on a
     /// *stream* socket and was offered `requested` of them.
     ///
     /// A transfer shorter than offered (but not empty) proves the kernel's
@@ -292,7 +292,7 @@ impl<T: mio::event::Source> IoSource<T> {
 
     /// Runs `op` once if `direction` may be ready, without ever waiting:
     /// `WouldBlock` if it is not ready or if `op` says so (which clears the
-    /// readiness, as in [`poll_io`](IoSource::poll_io)).
+    /// readiness, as in [`poll_io`](Registered::poll_io)).
     pub fn try_io<R>(
         &self,
         direction: Direction,
@@ -301,9 +301,9 @@ impl<T: mio::event::Source> IoSource<T> {
         self.try_with(direction, op, |_| false)
     }
 
-    /// [`try_io`](IoSource::try_io) for a stream transfer of `requested`
+    /// [`try_io`](Registered::try_io) for a stream transfer of `requested`
     /// bytes; a short one clears readiness as in
-    /// [`poll_transfer`](IoSource::poll_transfer).
+    /// [`poll_transfer`](Registered::poll_transfer).
     pub fn try_transfer(
         &self,
         direction: Direction,
@@ -368,7 +368,7 @@ impl<T: mio::event::Source> IoSource<T> {
     /// Polls for readiness of `direction` without doing any I/O.
     ///
     /// Like every operation that may wait, it spends one unit of the task's
-    /// budget when it resolves; see [`poll_io`](IoSource::poll_io).
+    /// budget when it resolves; see [`poll_io`](Registered::poll_io).
     pub fn poll_ready(
         &self,
         cx: &mut Context<'_>,
@@ -381,7 +381,7 @@ impl<T: mio::event::Source> IoSource<T> {
 
     /// Waits until `direction` may be ready. After it resolves, an operation
     /// may still say `WouldBlock` (readiness is a hint); use
-    /// [`try_io`](IoSource::try_io) and wait again in that case.
+    /// [`try_io`](Registered::try_io) and wait again in that case.
     pub fn ready(&self, direction: Direction) -> ReadyFuture<'_, T> {
         ReadyFuture {
             source: self,
@@ -390,7 +390,7 @@ impl<T: mio::event::Source> IoSource<T> {
     }
 }
 
-impl<T: mio::event::Source> Drop for IoSource<T> {
+impl<T: mio::event::Source> Drop for Registered<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
@@ -400,9 +400,9 @@ impl<T: mio::event::Source> Drop for IoSource<T> {
     }
 }
 
-impl<T: mio::event::Source + fmt::Debug> fmt::Debug for IoSource<T> {
+impl<T: mio::event::Source + fmt::Debug> fmt::Debug for Registered<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoSource")
+        f.debug_struct("Registered")
             .field("io", &self.io)
             .field("token", &self.state.token())
             .field("state", &self.state)
@@ -410,11 +410,11 @@ impl<T: mio::event::Source + fmt::Debug> fmt::Debug for IoSource<T> {
     }
 }
 
-/// The future of [`IoSource::ready`] (not part of the public API either).
+/// The future of [`Registered::ready`] (not part of the public API either).
 #[doc(hidden)]
 #[must_use = "futures do nothing unless polled"]
 pub struct ReadyFuture<'a, T: mio::event::Source> {
-    source: &'a IoSource<T>,
+    source: &'a Registered<T>,
     direction: Direction,
 }
 

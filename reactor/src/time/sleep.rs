@@ -46,7 +46,7 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 /// # Fairness
 ///
 /// A sleep that completes spends one unit of the task's budget, as an I/O
-/// operation does (see [`IoSource::poll_io`](crate::IoSource::poll_io)):
+/// operation does (see [`Registered::poll_io`](crate::Registered::poll_io)):
 /// once the budget is spent, a sleep whose deadline has passed wakes its
 /// task and returns `Pending` instead, so that the task goes to the back of
 /// the run queue. Without that, `loop { sleep(Duration::ZERO).await }`, or an
