@@ -79,9 +79,11 @@ fn unix_stream_connect_off_a_runtime_reaches_no_listener() {
     nothing_to_accept("UnixStream::connect", listener.accept());
 }
 
-/// Listening off a runtime fails before `listen(2)`, which would let the
-/// kernel complete handshakes that nobody accepts, and before a Unix
-/// listener's socket file is made.
+/// Listening off a runtime fails with an error naming the missing runtime,
+/// and leaves no listener and no socket file behind. (That the check comes
+/// before `listen(2)` is not observable once the call has returned: the old
+/// order, listen then fail, closed the socket and removed the file too, so
+/// this test guards the outcome, not the order.)
 #[test]
 fn listening_off_a_runtime_fails_before_listen() {
     let socket = TcpSocket::new_v4().unwrap();
