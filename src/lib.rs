@@ -75,7 +75,7 @@ pub mod task {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub mod runtime {
-    pub use reveille_reactor::{block_on, Builder, Runtime};
+    pub use reveille_reactor::{block_on, Builder, Runtime, RuntimeMetrics, WorkerMetrics};
 }
 
 /// Socket types.

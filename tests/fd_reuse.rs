@@ -247,7 +247,11 @@ fn a_dropped_stream_leaves_epoll_even_if_its_socket_lives_on() {
 fn a_reused_fd_is_not_woken_by_the_old_sockets_events() {
     bounded(TEST_TIMEOUT, || {
         let _serial = serial();
-        util::run(async {
+        // One worker whatever `REVEILLE_TEST_WORKERS` says: the test
+        // places kernel events before or after the reactor's look with
+        // `probe.turn()`, which a reactor on a worker thread of its own,
+        // looking at any time, would not respect.
+        util::run_single(async {
             let listener = StdListener::bind("127.0.0.1:0").unwrap();
             let mut probe = Probe::new(&listener);
             let mut reused = 0;
@@ -327,7 +331,11 @@ fn a_reused_fd_is_not_woken_by_the_old_sockets_events() {
 fn a_reused_slot_does_not_inherit_closed_readiness() {
     bounded(TEST_TIMEOUT, || {
         let _serial = serial();
-        util::run(async {
+        // One worker whatever `REVEILLE_TEST_WORKERS` says: the test
+        // places kernel events before or after the reactor's look with
+        // `probe.turn()`, which a reactor on a worker thread of its own,
+        // looking at any time, would not respect.
+        util::run_single(async {
             let listener = StdListener::bind("127.0.0.1:0").unwrap();
             let mut probe = Probe::new(&listener);
             let mut reused = 0;

@@ -41,7 +41,10 @@ pub use io::{ReadyFuture, Registered};
 #[doc(hidden)]
 #[deprecated(note = "renamed `Registered`; not public API: use `reveille::net::Async`")]
 pub type IoSource<T> = Registered<T>;
-pub use runtime::{block_on, spawn, spawn_blocking, try_spawn_blocking, Builder, Runtime};
+pub use runtime::{
+    block_on, spawn, spawn_blocking, try_spawn_blocking, Builder, Runtime, RuntimeMetrics,
+    WorkerMetrics,
+};
 pub use task::join::{JoinError, JoinHandle};
 pub use time::{
     interval, interval_at, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval,

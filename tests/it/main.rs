@@ -58,3 +58,4 @@ mod unix;
 mod unix_ancillary;
 mod unix_datagram;
 mod vanished_peer;
+mod workers;

@@ -94,7 +94,8 @@ fn abort_drops_the_task_and_reports_cancelled() {
 
 #[test]
 fn abort_before_the_first_poll_cancels() {
-    run(async {
+    // One worker: the task cannot start before this one yields.
+    util::run_single(async {
         let ran = Arc::new(AtomicBool::new(false));
         let ran2 = ran.clone();
         let handle = reveille::spawn(async move { ran2.store(true, Ordering::SeqCst) });
@@ -106,7 +107,7 @@ fn abort_before_the_first_poll_cancels() {
 
 #[test]
 fn abort_after_completion_keeps_the_output() {
-    run(async {
+    util::run_single(async {
         let handle = reveille::spawn(async { 5 });
         // One worker, first in first out: the yield queues this task behind
         // the spawned one, which runs to completion first.

@@ -373,6 +373,12 @@ impl<T: AsFd> Drop for Async<T> {
 #[derive(Debug)]
 struct Fd(RawFd);
 
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
 impl mio::event::Source for Fd {
     fn register(
         &mut self,

@@ -10,10 +10,13 @@
 //! everything collected.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
 
 use super::Task;
 use crate::io::readiness::ScheduledIo;
@@ -21,6 +24,10 @@ use crate::io::table::{Change, Slab, Table, WAKER_TOKEN};
 use crate::io::Ready;
 use crate::sync;
 use crate::time::{TimerQueue, TimersGuard};
+
+mod relocate;
+
+pub(crate) use relocate::Drivers;
 
 /// Events taken from the kernel per `epoll_wait`. 1024 × 12 bytes is 12 KiB,
 /// small enough to stay in cache, and large enough that a server with
@@ -32,6 +39,20 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// sleeping driver is woken to release their state (96 bytes each: the
 /// wakers parked there went at the deregistration).
 const RELEASE_BATCH: usize = 256;
+
+/// What every source is registered for. PRIORITY (EPOLLPRI) only to learn
+/// that urgent data arrived; see `Ready::PRIORITY` for why a reader needs to
+/// know.
+const INTEREST: mio::Interest = mio::Interest::READABLE
+    .add(mio::Interest::WRITABLE)
+    .add(mio::Interest::PRIORITY);
+
+fn no_slot() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        "reveille reactor: no registration slot left",
+    )
+}
 
 /// The part of the driver that any thread may use: registration, timers,
 /// and waking the driver out of `epoll_wait`.
@@ -58,13 +79,14 @@ pub(crate) struct DriverHandle {
 }
 
 impl DriverHandle {
-    /// Registers `source` for both directions, edge-triggered, once for its
-    /// whole life, and returns its readiness state (which knows its token).
-    pub(crate) fn register(
-        &self,
-        source: &mut impl mio::event::Source,
-        initial: Ready,
-    ) -> io::Result<Arc<ScheduledIo>> {
+    /// Registers `fd` for both directions, edge-triggered, once for its
+    /// whole life (unless a driver moves it to another worker's), and
+    /// returns its readiness state (which knows its token).
+    ///
+    /// Through the descriptor, not the mio source: mio's debug builds
+    /// remember which registry a source joined and refuse to deregister it
+    /// from another, and a registration here may end in another driver.
+    pub(crate) fn register(&self, fd: RawFd, initial: Ready) -> io::Result<Arc<ScheduledIo>> {
         let (io, token) = {
             let mut slab = self.slab();
             // Checked under the slab lock that `shutdown` drains through,
@@ -76,37 +98,32 @@ impl DriverHandle {
                 return Err(crate::io::readiness::shutdown_error());
             }
             let inserted = slab
-                .insert(|token| ScheduledIo::new(initial, token))
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "reveille reactor: no registration slot left",
-                    )
-                })?;
+                .insert(fd, |token| ScheduledIo::new(initial, token))
+                .ok_or_else(no_slot)?;
             self.changed.store(true, Ordering::Release);
             inserted
         };
-        // PRIORITY (EPOLLPRI) only to learn that urgent data arrived; see
-        // `Ready::PRIORITY` for why a reader needs to know.
-        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY;
-        if let Err(error) = self.registry.register(source, token, interest) {
+        if let Err(error) = self.registry.register(&mut SourceFd(&fd), token, INTEREST) {
             self.remove(token);
             return Err(error);
         }
         Ok(io)
     }
 
-    /// Deregisters `source` and vacates its slot. Called before the fd is
-    /// closed, so the kernel stops reporting it while the number is still
-    /// ours.
-    pub(crate) fn deregister(&self, source: &mut impl mio::event::Source, token: mio::Token) {
+    /// Deregisters the source registered under `token` and vacates its slot.
+    /// Called before its fd is closed, so the kernel stops reporting it while
+    /// the number is still ours.
+    pub(crate) fn deregister(&self, token: mio::Token) {
         // After shutdown no event will ever be read from this epoll instance
         // (our registry's duplicate of its fd keeps it open, but the driver
         // that polled it is gone) and the slot is already drained, so there
         // is nothing to undo. During normal running a failure here can only
         // mean the fd is not registered, so the error is deliberately dropped.
-        if !self.shut_down.load(Ordering::Acquire) {
-            let _ = self.registry.deregister(source);
+        let fd = self.slab().fd(token);
+        if let Some(fd) = fd {
+            if !self.shut_down.load(Ordering::Acquire) {
+                let _ = self.registry.deregister(&mut SourceFd(&fd));
+            }
         }
         self.remove(token);
     }
@@ -142,6 +159,11 @@ impl DriverHandle {
             // already guarantees a pending wakeup.
             let _ = self.waker.wake();
         }
+    }
+
+    /// How many sources are registered with this driver now.
+    pub(crate) fn registrations(&self) -> usize {
+        self.slab().live()
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -243,17 +265,27 @@ pub(crate) struct Driver {
     changes: Vec<Change>,
     /// The events of a turn whose tokens the table did not know.
     missed: Vec<(mio::Token, Ready)>,
+    /// Sources whose only waiters are another worker's tasks, with that
+    /// worker's driver: moved there at the end of the turn.
+    moves: Vec<(Arc<ScheduledIo>, usize)>,
+    /// The drivers of this driver's runtime, to move registrations to;
+    /// `None` until the runtime has made them all, and for a runtime with
+    /// one worker.
+    drivers: Option<Arc<Drivers>>,
+    /// Registrations moved away from this driver so far (for the metrics).
+    moved: u64,
     /// The half other threads use, shared with every source and timer.
     handle: Arc<DriverHandle>,
 }
 
 impl Driver {
-    pub(crate) fn new(event_capacity: usize) -> io::Result<Driver> {
+    /// The driver of worker `worker` (0 for a runtime's only one).
+    pub(crate) fn new(event_capacity: usize, worker: usize) -> io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(DriverHandle {
             registry: poll.registry().try_clone()?,
-            slab: Mutex::new(Slab::default()),
+            slab: Mutex::new(Slab::new(worker)),
             changed: AtomicBool::new(false),
             timers: TimerQueue::default(),
             waker,
@@ -267,6 +299,9 @@ impl Driver {
             table: Table::default(),
             changes: Vec::new(),
             missed: Vec::new(),
+            moves: Vec::new(),
+            drivers: None,
+            moved: 0,
             handle,
         })
     }
@@ -330,12 +365,21 @@ impl Driver {
                 }
                 let ready = Ready::from_event(event);
                 match self.table.get(event.token()) {
-                    Some(io) => io.set_readiness(ready, &mut self.wake, &mut woken, driver),
+                    Some(io) => {
+                        if let Some(to) =
+                            io.set_readiness(ready, &mut self.wake, &mut woken, driver)
+                        {
+                            self.moves.push((io.clone(), to));
+                        }
+                    }
                     None => self.missed.push((event.token(), ready)),
                 }
             }
             if !self.missed.is_empty() {
                 self.retry_missed(&mut woken);
+            }
+            if !self.moves.is_empty() {
+                self.relocate_all();
             }
         }
         if self.handle.timers.is_armed() {
@@ -376,7 +420,9 @@ impl Driver {
         let driver = self.handle.id();
         for (token, ready) in self.missed.drain(..) {
             if let Some(io) = self.table.get(token) {
-                io.set_readiness(ready, &mut self.wake, woken, driver);
+                if let Some(to) = io.set_readiness(ready, &mut self.wake, woken, driver) {
+                    self.moves.push((io.clone(), to));
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ use std::task::Waker;
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use source::{ensure_runtime, ReadyFuture, Registered};
 
-use driver::DriverHandle;
+use driver::Drivers;
 
 /// What the I/O driver needs from the executor whose tasks wait on its
 /// sources. The driver's fast path rests on it: a waiter that is one of
@@ -31,9 +31,10 @@ pub(crate) trait Executor {
     /// A task handle the driver hands back to be queued.
     type Task;
 
-    /// The driver of the runtime running on this thread, to register with;
-    /// an error that says so if there is none.
-    fn current_driver() -> io::Result<Arc<DriverHandle>>;
+    /// The drivers of the runtime running on this thread, and the index of
+    /// the one to register with (this thread's worker's); an error that says
+    /// so if there is none.
+    fn current_driver() -> io::Result<(Arc<Drivers>, usize)>;
 
     /// Whether `waker` is one of this executor's tasks: its wake never polls
     /// anything and never takes a waiter lock (it only queues the task), so
@@ -51,6 +52,10 @@ pub(crate) trait Executor {
     /// worker that runs the driver; returns false, doing nothing, for any
     /// other waker.
     fn wake_by_driver(waker: &Waker, driver: usize, woken: &mut impl FnMut(Self::Task)) -> bool;
+
+    /// If `waker` is a task of this executor, the driver (its identity)
+    /// whose events its worker receives; `None` for any other waker.
+    fn task_driver(waker: &Waker) -> Option<usize>;
 }
 
 /// The executor this crate's I/O serves (bound at the crate root).

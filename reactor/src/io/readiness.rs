@@ -92,12 +92,16 @@ pub(crate) struct ScheduledIo {
     /// task each, any number if need be. Separate so that a reader and a
     /// writer on one socket each get their own wakeup.
     waiters: Mutex<[Slot; 2]>,
-    /// The source's token in its driver, for deregistering. Kept here rather
-    /// than in every I/O object: this allocation has room for it (with it,
-    /// 72 bytes and the `Arc`'s counts still fit one 96-byte malloc chunk),
-    /// and an I/O object is often stored twice in a future (once captured,
-    /// once moved into an `async fn`).
-    token: mio::Token,
+    /// The source's token in the driver it is registered with now (its top
+    /// byte names that driver's worker, see `table.rs`), for deregistering;
+    /// [`WAKER_TOKEN`](crate::io::table::WAKER_TOKEN) once it has left every driver. Changes only under the
+    /// waiter lock ([`with_home`](ScheduledIo::with_home)), when a driver
+    /// moves the registration to the worker whose task waits on it. Kept
+    /// here rather than in every I/O object: this allocation has room for
+    /// it (with it, 72 bytes and the `Arc`'s counts still fit one 96-byte
+    /// malloc chunk), and an I/O object is often stored twice in a future
+    /// (once captured, once moved into an `async fn`).
+    home: AtomicUsize,
 }
 
 impl Direction {
@@ -166,19 +170,40 @@ impl ScheduledIo {
             readiness: AtomicU64::new(u64::from(initial.bits())),
             owners: [AtomicUsize::new(0), AtomicUsize::new(0)],
             waiters: Mutex::new([Slot::EMPTY, Slot::EMPTY]),
-            token,
+            home: AtomicUsize::new(token.0),
         }
     }
 
-    /// The token this source is registered under.
+    /// The token this source is registered under now ([`WAKER_TOKEN`](crate::io::table::WAKER_TOKEN) once
+    /// it has left its driver). It may change at any time, unless read in
+    /// [`with_home`](ScheduledIo::with_home).
     pub(crate) fn token(&self) -> mio::Token {
-        self.token
+        mio::Token(self.home.load(Ordering::Relaxed))
+    }
+
+    /// Runs `f` on the token this source is registered under, with its
+    /// registration held still: a driver moving it to another worker and
+    /// the I/O object deregistering it both go through here, under the
+    /// waiter lock, so one never acts on a registration the other changed.
+    /// `f` may change the token (set it to [`WAKER_TOKEN`](crate::io::table::WAKER_TOKEN) once
+    /// deregistered).
+    pub(crate) fn with_home<R>(&self, f: impl FnOnce(&mut mio::Token) -> R) -> R {
+        let _waiters = lock(&self.waiters);
+        let mut token = mio::Token(self.home.load(Ordering::Relaxed));
+        let result = f(&mut token);
+        self.home.store(token.0, Ordering::Relaxed);
+        result
     }
 
     /// Records an event from the driver: adds `ready` to the bits, bumps the
     /// tick, and wakes the armed waiters of the directions it concerns (see
     /// [`Slot::wake`] for `wake`, `woken` and `driver`). The caller runs the
     /// wakers left in `wake` after releasing its own locks.
+    ///
+    /// Returns the driver (its identity) of another worker's task that it
+    /// woke, if every waiter on this source is a task of that one driver:
+    /// the caller may then move the registration there, so that the next
+    /// events wake the task from its own worker.
     ///
     /// Always inlined: the driver's event loop is the one hot caller, and
     /// LLVM may otherwise outline it and put a call on every event.
@@ -189,7 +214,7 @@ impl ScheduledIo {
         wake: &mut Vec<Waker>,
         woken: &mut impl FnMut(Task),
         driver: usize,
-    ) {
+    ) -> Option<usize> {
         let current = self.update(|current| {
             let tick = (current >> TICK_SHIFT).wrapping_add(1);
             (tick << TICK_SHIFT) | (current & !TICK_MASK) | u64::from(ready.bits())
@@ -204,17 +229,24 @@ impl ScheduledIo {
         // would have been set by a parker that saw this event's bits, which
         // it does not do; see the module docs.)
         if current & concerned == 0 {
-            return;
+            return None;
         }
         let mut waiters = lock(&self.waiters);
         // Under the lock, so the slots cannot change before they are woken.
         // Wakers that leave their slot here (a foreign one, a list) have no
         // owner published, so no lock-free arm can land on the emptied slot.
         let armed = self.readiness.fetch_and(!concerned, Ordering::AcqRel) & concerned;
+        let mut remote = None;
         for direction in [Direction::Read, Direction::Write] {
-            if armed & direction.armed() != 0 {
-                waiters[direction.index()].wake(wake, woken, driver);
+            if armed & direction.armed() != 0
+                && waiters[direction.index()].wake(wake, woken, driver)
+            {
+                remote = Some(());
             }
+        }
+        match remote {
+            None => None,
+            Some(()) => waiters::only_driver(&waiters[..]),
         }
     }
 

@@ -11,13 +11,15 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::driver::DriverHandle;
+use super::driver::Drivers;
 use super::readiness::ScheduledIo;
 use super::ready::{Direction, Ready, ReadyEvent};
+use super::table::WAKER_TOKEN;
 use super::{Executor, Tasks};
 use crate::coop;
 
@@ -114,15 +116,16 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// ```
 #[doc(hidden)]
 pub struct Registered<T: mio::event::Source> {
-    /// The driver it is registered with, for deregistering and for timers.
-    driver: Arc<DriverHandle>,
+    /// The drivers of its runtime: the one it is registered with now (the
+    /// state's token names it), to deregister from, and for timers.
+    drivers: Arc<Drivers>,
     /// Its readiness, shared with the driver's table; knows its token.
     state: Arc<ScheduledIo>,
     /// `None` only once [`into_inner`](Registered::into_inner) has taken it.
     io: Option<T>,
 }
 
-impl<T: mio::event::Source> Registered<T> {
+impl<T: mio::event::Source + AsRawFd> Registered<T> {
     /// Registers `io` with the runtime running on this thread. The source
     /// starts "maybe ready" in both directions: its first operation tries the
     /// syscall instead of waiting for an edge that may already have passed.
@@ -147,16 +150,16 @@ impl<T: mio::event::Source> Registered<T> {
         Registered::with_driver(Tasks::current_driver()?, io, initial)
     }
 
-    /// Registers `io` with `driver`, once, for both directions,
-    /// edge-triggered.
+    /// Registers `io` with the driver of worker `worker` among `drivers`,
+    /// once, for both directions, edge-triggered.
     fn with_driver(
-        driver: Arc<DriverHandle>,
-        mut io: T,
+        (drivers, worker): (Arc<Drivers>, usize),
+        io: T,
         initial: Ready,
     ) -> io::Result<Registered<T>> {
-        let state = driver.register(&mut io, initial)?;
+        let state = drivers.get(worker).register(io.as_raw_fd(), initial)?;
         Ok(Registered {
-            driver,
+            drivers,
             state,
             io: Some(io),
         })
@@ -167,8 +170,25 @@ impl<T: mio::event::Source> Registered<T> {
     /// sources that another one hands out, such as accepted connections,
     /// which belong with their listener even when it is polled from another
     /// executor.
-    pub fn register_beside<U: mio::event::Source>(&self, io: U) -> io::Result<Registered<U>> {
-        Registered::with_driver(self.driver.clone(), io, Ready::READABLE | Ready::WRITABLE)
+    pub fn register_beside<U: mio::event::Source + AsRawFd>(
+        &self,
+        io: U,
+    ) -> io::Result<Registered<U>> {
+        let home = (self.drivers.clone(), self.worker());
+        Registered::with_driver(home, io, Ready::READABLE | Ready::WRITABLE)
+    }
+}
+
+impl<T: mio::event::Source> Registered<T> {
+    /// The worker whose driver this source is registered with now (its
+    /// first, once deregistered: any of them serves timers).
+    fn worker(&self) -> usize {
+        let token = self.state.token();
+        if self.drivers.home_of(token).is_some() {
+            crate::io::table::worker_of(token)
+        } else {
+            0
+        }
     }
 
     /// A timer on the runtime this source belongs to, whichever thread
@@ -181,7 +201,7 @@ impl<T: mio::event::Source> Registered<T> {
     /// panics): poll it beside an operation on this source, which then
     /// fails with an error saying the runtime is gone.
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::Sleep {
-        crate::time::sleep_on(self.driver.clone(), deadline)
+        crate::time::sleep_on(self.drivers.get(self.worker()).clone(), deadline)
     }
 
     /// The source itself, for operations that never block (addresses,
@@ -340,11 +360,11 @@ impl<T: mio::event::Source> Registered<T> {
     /// non-blocking mode, for sockets): for `into_std` and the conversions
     /// to `OwnedFd`. Tasks waiting on it are let go of, as when it drops.
     pub fn into_inner(mut self) -> T {
-        let mut io = self
+        let io = self
             .io
             .take()
             .expect("the source is present until into_inner");
-        self.deregister(&mut io);
+        self.deregister();
         io
     }
 
@@ -360,8 +380,13 @@ impl<T: mio::event::Source> Registered<T> {
     /// Leaves the driver: must run before `io` is closed (see
     /// [`DriverHandle::deregister`]), and lets go of the wakers parked here
     /// (see [`ScheduledIo::release_waiters`]).
-    fn deregister(&self, io: &mut T) {
-        self.driver.deregister(io, self.state.token());
+    fn deregister(&self) {
+        self.state.with_home(|token| {
+            if let Some(driver) = self.drivers.home_of(*token) {
+                driver.deregister(*token);
+                *token = WAKER_TOKEN;
+            }
+        });
         self.state.release_waiters();
     }
 
@@ -394,8 +419,9 @@ impl<T: mio::event::Source> Drop for Registered<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
-        if let Some(mut io) = self.io.take() {
-            self.deregister(&mut io);
+        if let Some(io) = self.io.take() {
+            self.deregister();
+            drop(io);
         }
     }
 }

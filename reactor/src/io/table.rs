@@ -2,8 +2,11 @@
 //! driver's own table that turns the tokens of its events back into sources
 //! without taking a lock.
 //!
-//! A token is `generation << 32 | index`. When a source deregisters, its
-//! slot's generation moves on before the slot is reused. An event still in
+//! A token is `worker << 56 | generation << 32 | index`: the index of the
+//! driver among its runtime's workers (so that an I/O object finds the
+//! driver it is registered with from its token alone, after the
+//! registration has moved), a 24-bit generation, and the slot. When a source
+//! deregisters, its slot's generation moves on before the slot is reused. An event still in
 //! flight for the old source (epoll may have queued it before the fd was
 //! closed, and the kernel reuses fd numbers at once) carries the old
 //! generation and finds no match, so it can never wake the slot's new owner.
@@ -24,6 +27,7 @@
 //! is harmless: its wakers went at the deregistration, and nothing parks
 //! on it again.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use crate::io::readiness::ScheduledIo;
@@ -35,14 +39,35 @@ compile_error!(
 );
 
 /// The token of the driver's own `mio::Waker`: its index half is `u32::MAX`,
-/// which [`Slab::insert`] never hands out.
+/// which [`Slab::insert`] never hands out. Also what a source's home reads
+/// once it has left every driver (see `ScheduledIo::with_home`).
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
+
+/// The most workers (drivers) a runtime may have: the worker index takes the
+/// token's top byte, and 255 is [`WAKER_TOKEN`]'s.
+pub(crate) const MAX_WORKERS: usize = 255;
+
+/// Generations wrap within 24 bits: a stale event would have to wait for 16
+/// million reuses of its slot to be mistaken for the slot's new owner.
+const GENERATION_MASK: u32 = 0x00ff_ffff;
+
+/// The index of the worker whose driver handed out `token`.
+#[inline]
+pub(crate) fn worker_of(token: mio::Token) -> usize {
+    token.0 >> 56
+}
 
 /// The shared half: which indices are taken, each slot's generation, and
 /// the changes the driver's [`Table`] has not applied yet.
 #[derive(Debug, Default)]
 pub(crate) struct Slab {
+    /// The index of this slab's driver among its runtime's workers; the top
+    /// byte of every token it hands out.
+    worker: u8,
     generations: Vec<u32>,
+    /// Each live slot's descriptor, so that the driver can move a
+    /// registration to another worker's driver (`Driver::relocate`).
+    fds: Vec<RawFd>,
     /// Indices of empty slots, reused last-in first-out so that a busy
     /// server keeps touching the same few cache lines.
     free: Vec<u32>,
@@ -66,26 +91,25 @@ pub(crate) enum Change {
 }
 
 impl Slab {
-    /// Takes a slot for the source that `make` builds from its token, and
-    /// returns both, or `None` if there is no index left (four billion live
-    /// registrations).
+    /// The slab of worker `worker`'s driver.
+    pub(crate) fn new(worker: usize) -> Slab {
+        assert!(worker < MAX_WORKERS, "at most {MAX_WORKERS} workers");
+        Slab {
+            worker: worker as u8,
+            ..Slab::default()
+        }
+    }
+
+    /// Takes a slot for `fd`'s source, which `make` builds from its token,
+    /// and returns both, or `None` if there is no index left (four billion
+    /// live registrations).
     pub(crate) fn insert(
         &mut self,
+        fd: RawFd,
         make: impl FnOnce(mio::Token) -> ScheduledIo,
     ) -> Option<(Arc<ScheduledIo>, mio::Token)> {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                let index = u32::try_from(self.generations.len()).ok()?;
-                if index == u32::MAX {
-                    return None;
-                }
-                self.generations.push(0);
-                index
-            }
-        };
-        let generation = self.generations[index as usize];
-        let token = token(index, generation);
+        let (index, generation) = self.take_slot(fd)?;
+        let token = token(self.worker, index, generation);
         let io = Arc::new(make(token));
         self.pending.push(Change::Insert {
             index,
@@ -95,17 +119,73 @@ impl Slab {
         Some((io, token))
     }
 
+    /// Takes a slot for a source that another driver registered first and
+    /// that moves here; returns its token here.
+    pub(crate) fn insert_existing(
+        &mut self,
+        fd: RawFd,
+        io: Arc<ScheduledIo>,
+    ) -> Option<mio::Token> {
+        let (index, generation) = self.take_slot(fd)?;
+        self.pending.push(Change::Insert {
+            index,
+            generation,
+            io,
+        });
+        Some(token(self.worker, index, generation))
+    }
+
+    /// A free index for `fd`, and its generation.
+    fn take_slot(&mut self, fd: RawFd) -> Option<(u32, u32)> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.generations.len()).ok()?;
+                if index == u32::MAX {
+                    return None;
+                }
+                self.generations.push(0);
+                self.fds.push(-1);
+                index
+            }
+        };
+        self.fds[index as usize] = fd;
+        Some((index, self.generations[index as usize]))
+    }
+
+    /// The descriptor registered under `token`, if the token is one of this
+    /// slab's and live.
+    pub(crate) fn fd(&self, token: mio::Token) -> Option<RawFd> {
+        let (index, generation) = split(token);
+        if self.closed
+            || worker_of(token) != usize::from(self.worker)
+            || self.generations.get(index as usize) != Some(&generation)
+        {
+            return None;
+        }
+        Some(self.fds[index as usize])
+    }
+
     /// Vacates the slot of `token` and moves its generation on. Returns
     /// false if the token was already stale, or the slab closed.
     pub(crate) fn remove(&mut self, token: mio::Token) -> bool {
         let (index, generation) = split(token);
-        if self.closed || self.generations.get(index as usize) != Some(&generation) {
+        if self.closed
+            || worker_of(token) != usize::from(self.worker)
+            || self.generations.get(index as usize) != Some(&generation)
+        {
             return false;
         }
-        self.generations[index as usize] = generation.wrapping_add(1);
+        self.generations[index as usize] = generation.wrapping_add(1) & GENERATION_MASK;
+        self.fds[index as usize] = -1;
         self.free.push(index);
         self.pending.push(Change::Remove { index });
         true
+    }
+
+    /// How many sources are registered.
+    pub(crate) fn live(&self) -> usize {
+        self.generations.len() - self.free.len()
     }
 
     /// How many changes wait for the driver.
@@ -187,12 +267,17 @@ impl Table {
     }
 }
 
-fn token(index: u32, generation: u32) -> mio::Token {
-    mio::Token((generation as usize) << 32 | index as usize)
+fn token(worker: u8, index: u32, generation: u32) -> mio::Token {
+    mio::Token((worker as usize) << 56 | (generation as usize) << 32 | index as usize)
 }
 
+/// A token's index and generation (its worker is the same for every token
+/// of one slab).
 fn split(token: mio::Token) -> (u32, u32) {
-    ((token.0 & 0xffff_ffff) as u32, (token.0 >> 32) as u32)
+    (
+        (token.0 & 0xffff_ffff) as u32,
+        (token.0 >> 32) as u32 & GENERATION_MASK,
+    )
 }
 
 #[cfg(test)]
@@ -201,7 +286,7 @@ mod tests {
     use crate::io::Ready;
 
     fn insert(slab: &mut Slab) -> mio::Token {
-        slab.insert(|token| ScheduledIo::new(Ready::EMPTY, token))
+        slab.insert(-1, |token| ScheduledIo::new(Ready::EMPTY, token))
             .unwrap()
             .1
     }
@@ -261,7 +346,7 @@ mod tests {
         let mut slab = Slab::default();
         let mut table = Table::default();
         let (io, token) = slab
-            .insert(|token| ScheduledIo::new(Ready::EMPTY, token))
+            .insert(-1, |token| ScheduledIo::new(Ready::EMPTY, token))
             .unwrap();
         synced(&mut slab, &mut table);
         assert_eq!(Arc::strong_count(&io), 2);
@@ -288,5 +373,38 @@ mod tests {
         }
         synced(&mut slab, &mut table);
         assert!(table.get(WAKER_TOKEN).is_none());
+    }
+
+    #[test]
+    fn tokens_name_their_worker_and_a_moved_source_resolves_in_its_new_slab() {
+        let mut first = Slab::new(0);
+        let mut second = Slab::new(7);
+        let mut table = Table::default();
+        let (io, old) = first
+            .insert(5, |token| ScheduledIo::new(Ready::EMPTY, token))
+            .unwrap();
+        assert_eq!(worker_of(old), 0);
+        assert_eq!(first.fd(old), Some(5));
+        let new = second.insert_existing(5, io.clone()).unwrap();
+        assert_eq!(worker_of(new), 7);
+        assert_eq!(second.fd(new), Some(5));
+        synced(&mut second, &mut table);
+        assert!(Arc::ptr_eq(table.get(new).unwrap(), &io));
+        assert!(first.remove(old));
+        assert_eq!(first.fd(old), None);
+    }
+
+    #[test]
+    fn generations_wrap_within_their_24_bits() {
+        let mut slab = Slab::new(3);
+        let first = insert(&mut slab);
+        assert!(slab.remove(first));
+        slab.generations[0] = GENERATION_MASK;
+        let last = insert(&mut slab);
+        assert_eq!((worker_of(last), split(last)), (3, (0, GENERATION_MASK)));
+        assert!(slab.remove(last));
+        let wrapped = insert(&mut slab);
+        assert_eq!((worker_of(wrapped), split(wrapped)), (3, (0, 0)));
+        assert_eq!(wrapped, first);
     }
 }

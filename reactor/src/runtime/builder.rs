@@ -5,12 +5,14 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::handle::Handle;
 use super::scheduler::{Local, Shared};
-use super::worker::Worker;
-use super::{Core, Runtime, DEFAULT_TASKS_PER_TICK};
+use super::worker::{self, StopLatch, Worker};
+use super::{Core, Flavor, Runtime, DEFAULT_TASKS_PER_TICK};
 use crate::blocking::{self, BlockingPool};
 use crate::coop;
-use crate::io::driver::{Driver, DEFAULT_EVENT_CAPACITY};
+use crate::io::driver::{Driver, Drivers, DEFAULT_EVENT_CAPACITY};
+use crate::io::table::MAX_WORKERS;
 
 /// Configures a [`Runtime`].
 ///
@@ -26,6 +28,7 @@ pub struct Builder {
     task_budget: Option<u32>,
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
+    worker_threads: Option<usize>,
 }
 
 impl Default for Builder {
@@ -43,7 +46,32 @@ impl Builder {
             task_budget: Some(coop::DEFAULT_BUDGET),
             max_blocking_threads: blocking::DEFAULT_MAX_THREADS,
             thread_keep_alive: blocking::DEFAULT_KEEP_ALIVE,
+            worker_threads: None,
         }
+    }
+
+    /// Gives the runtime `workers` threads of its own (at least 1, at most
+    /// 255), each a worker with its own reactor (`epoll` instance), run
+    /// queue and timers. Without this call (the default) the runtime has one
+    /// worker, and the thread inside [`Runtime::block_on`] runs it.
+    ///
+    /// With worker threads, spawned tasks run whether or not any thread is
+    /// inside `block_on`, and `block_on` only polls its own future. A task
+    /// spawned on a worker stays there unless that worker is the busiest;
+    /// one spawned from elsewhere goes to the less loaded of two workers
+    /// picked at random. A socket moves to the worker whose task waits on
+    /// it. One worker per core is the usual choice
+    /// ([`std::thread::available_parallelism`]).
+    ///
+    /// ```
+    /// let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let runtime = reveille_reactor::Builder::new().worker_threads(cores).build()?;
+    /// assert_eq!(runtime.metrics().workers().len(), cores);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn worker_threads(&mut self, workers: usize) -> &mut Builder {
+        self.worker_threads = Some(workers.clamp(1, MAX_WORKERS));
+        self
     }
 
     /// How many events one `epoll_wait` may return (default 1024).
@@ -94,23 +122,73 @@ impl Builder {
         self
     }
 
-    /// Creates the runtime: an `epoll` instance and an eventfd to wake it.
-    /// The blocking pool starts its first thread with the first job.
+    /// Creates the runtime: an `epoll` instance and an eventfd to wake it
+    /// per worker, and the worker threads if it has any. The blocking pool
+    /// starts its first thread with the first job.
     ///
     /// # Errors
     ///
-    /// When the process is out of file descriptors (`EMFILE`) or the kernel
-    /// refuses an epoll instance.
+    /// When the process is out of file descriptors (`EMFILE`), the kernel
+    /// refuses an epoll instance, or the OS refuses a worker thread (the
+    /// workers already started are stopped and joined).
     pub fn build(&self) -> io::Result<Runtime> {
-        let driver = Driver::new(self.event_capacity)?;
-        let shared = Arc::new(Shared::new(driver.handle().clone()));
-        Ok(Runtime {
-            shared,
-            core: Mutex::new(Some(Core {
-                local: Local::default(),
-                worker: Worker::new(driver, self.tasks_per_tick, self.task_budget),
-            })),
-            blocking: BlockingPool::new(self.max_blocking_threads, self.thread_keep_alive),
-        })
+        let workers = self.worker_threads.unwrap_or(1);
+        let mut drivers = (0..workers)
+            .map(|index| Driver::new(self.event_capacity, index))
+            .collect::<io::Result<Vec<_>>>()?;
+        let set = Drivers::new(drivers.iter().map(|d| d.handle().clone()).collect());
+        for driver in &mut drivers {
+            driver.set_drivers(set.clone());
+        }
+        let blocking = BlockingPool::new(self.max_blocking_threads, self.thread_keep_alive);
+        let handle = Arc::new(Handle {
+            workers: drivers
+                .iter()
+                .enumerate()
+                .map(|(index, driver)| Arc::new(Shared::new(driver.handle().clone(), index)))
+                .collect(),
+            drivers: set,
+            blocking: blocking.spawner().clone(),
+        });
+        let mut cores = drivers.into_iter().map(|driver| Core {
+            local: Local::default(),
+            worker: Worker::new(driver, self.tasks_per_tick, self.task_budget),
+        });
+        let Some(_) = self.worker_threads else {
+            let core = cores.next().expect("one worker");
+            return Ok(Runtime {
+                handle,
+                flavor: Flavor::CurrentThread(Mutex::new(Some(core))),
+                blocking,
+            });
+        };
+        let stopped = Arc::new(StopLatch::new(workers));
+        let mut threads = Vec::with_capacity(workers);
+        let mut failure = None;
+        for (index, core) in cores.enumerate() {
+            let (handle, latch) = (handle.clone(), stopped.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("reveille-worker-{index}"))
+                .spawn(move || worker::run_thread(handle, index, core, latch));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    // The workers that started stop again (the drop below),
+                    // without waiting for those that never will.
+                    stopped.stopped(workers - index);
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let runtime = Runtime {
+            handle,
+            flavor: Flavor::Threads(threads),
+            blocking,
+        };
+        match failure {
+            None => Ok(runtime),
+            Some(error) => Err(error),
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! The runtime running on this thread, if any.
 //!
-//! While `block_on` runs, the thread-local below owns the worker's [`Local`]
-//! half (tasks and run queue) and a handle to its [`Shared`] half. That is how
+//! While a thread runs a worker (inside `block_on` of a runtime without
+//! worker threads, or as a worker thread), the thread-local below owns the
+//! worker's [`Local`] half (tasks and run queue) and a handle to its
+//! [`Shared`] half; while a thread is inside `block_on` of a runtime with
+//! worker threads, it holds the runtime's [`Handle`] only. That is how
 //! `spawn`, a task's waker and a new socket find their runtime without being
 //! handed one.
 
@@ -11,11 +14,12 @@ use std::io;
 use std::sync::Arc;
 
 use crate::blocking::Spawner;
-use crate::io::driver::DriverHandle;
+use crate::io::driver::{DriverHandle, Drivers};
+use crate::runtime::handle::Handle;
 use crate::runtime::scheduler::Runnable;
 use crate::runtime::scheduler::{Local, Shared};
 use crate::task::join::JoinHandle;
-use crate::task::{raw, Task};
+use crate::task::Task;
 
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
@@ -23,12 +27,39 @@ thread_local! {
 
 /// The runtime running on this thread, as its tasks and sockets find it.
 pub(crate) struct Current {
-    /// The runtime's shared half: its driver and injection queue.
-    pub(crate) shared: Arc<Shared>,
-    /// The worker's run queue and owned tasks, lent by `block_on`.
+    /// The runtime: its workers, their drivers, its blocking pool.
+    pub(crate) handle: Arc<Handle>,
+    /// The worker this thread runs: its driver and injection queue. `None`
+    /// on a thread inside `block_on` of a runtime with worker threads.
+    pub(crate) worker: Option<Arc<Shared>>,
+    /// The worker's run queue and owned tasks (empty, and unused, without
+    /// a worker).
     pub(crate) local: Local,
-    /// The runtime's blocking pool, for `spawn_blocking`.
-    pub(crate) blocking: Spawner,
+}
+
+impl Current {
+    /// The index of the worker this thread runs, if any.
+    fn index(&self) -> Option<usize> {
+        self.worker.as_ref().map(|worker| worker.index)
+    }
+
+    /// Whether this thread runs `shared`'s worker.
+    #[inline]
+    fn runs(&self, shared: &Arc<Shared>) -> bool {
+        self.worker
+            .as_ref()
+            .is_some_and(|worker| Arc::ptr_eq(worker, shared))
+    }
+
+    /// The worker whose driver a new registration or timer made on this
+    /// thread goes to: this thread's, or (off the workers, inside
+    /// `block_on`) the first. Always the same one for a thread, so that a
+    /// descriptor wrapped twice by mistake meets its first registration in
+    /// one epoll instance, which refuses it (`EEXIST`). A socket moves to
+    /// the worker whose task waits on it anyway.
+    fn home(&self) -> usize {
+        self.index().unwrap_or(0)
+    }
 }
 
 /// Installs `current` as this thread's runtime.
@@ -106,7 +137,7 @@ fn with_worker_of<R>(shared: &Arc<Shared>, f: impl FnOnce(&Local) -> R) -> Optio
     CURRENT
         .try_with(|cell| match cell.try_borrow() {
             Ok(current) => match current.as_ref() {
-                Some(current) if Arc::ptr_eq(&current.shared, shared) => Some(f(&current.local)),
+                Some(current) if current.runs(shared) => Some(f(&current.local)),
                 _ => None,
             },
             // Mid enter/exit: not a safe time to touch the local queue.
@@ -125,22 +156,34 @@ where
 {
     CURRENT.with(|cell| match cell.borrow().as_ref() {
         Some(current) => {
-            let (task, join) = raw::spawn(future, current.shared.clone());
-            current.local.spawn(task);
-            Ok(JoinHandle::new(join))
+            let from = current.index();
+            let target = current.handle.place(from);
+            let local = (from == Some(target)).then_some(&current.local);
+            Ok(current.handle.spawn_on(target, local, future))
         }
         None => Err(future),
     })
 }
 
-/// The driver of this thread's runtime, for registering I/O and timers.
+/// Whether this thread runs (or is inside `block_on` of) `handle`'s runtime.
+pub(crate) fn is_in(handle: &Arc<Handle>) -> bool {
+    with_local(|current| Arc::ptr_eq(&current.handle, handle)) == Some(true)
+}
+
+/// The driver of this thread's worker (or a placed one), for timers.
 pub(crate) fn driver() -> io::Result<Arc<DriverHandle>> {
-    with_local(|current| current.shared.driver.clone()).ok_or_else(no_runtime)
+    with_local(|current| current.handle.drivers.get(current.home()).clone()).ok_or_else(no_runtime)
+}
+
+/// The drivers of this thread's runtime, and the index of the one a new
+/// registration goes to.
+pub(crate) fn drivers() -> io::Result<(Arc<Drivers>, usize)> {
+    with_local(|current| (current.handle.drivers.clone(), current.home())).ok_or_else(no_runtime)
 }
 
 /// The blocking pool of this thread's runtime.
 pub(crate) fn blocking() -> Option<Spawner> {
-    with_local(|current| current.blocking.clone())
+    with_local(|current| current.handle.blocking.clone())
 }
 
 /// The error for "this needs a runtime and the thread has none".

@@ -1,19 +1,31 @@
-//! [`Runtime`], its [`Builder`], and the worker loop behind `block_on`.
+//! [`Runtime`], its [`Builder`], and how `block_on` runs a future on one.
 //!
-//! A runtime has one worker: the thread that calls [`Runtime::block_on`]
-//! drives the reactor and runs every spawned task, the way tokio's
-//! `current_thread` runtime and async-io's `block_on` do. Spawned tasks make
-//! progress while some thread is inside `block_on`, and only then.
+//! A runtime has one worker per reactor. By default it has one, and the
+//! thread that calls [`Runtime::block_on`] is that worker: it drives the
+//! reactor and runs every spawned task, the way tokio's `current_thread`
+//! runtime and async-io's `block_on` do, and spawned tasks make progress
+//! while some thread is inside `block_on`, and only then.
+//!
+//! With [`Builder::worker_threads`], a runtime has that many worker
+//! threads of its own, each with its own reactor (`epoll` instance), run
+//! queue and timers, and `block_on`'s caller only polls its future. A task
+//! runs on the worker it was placed on (`handle.rs`) for its whole life; a
+//! socket registers with the reactor of the worker that creates it, and
+//! moves to the worker whose task waits on it (`io/driver/relocate.rs`).
 
+mod block_on;
 mod builder;
 pub(crate) mod context;
+mod handle;
 mod main_waker;
+mod metrics;
 pub(crate) mod run_queue;
 pub(crate) mod scheduler;
 mod spawn;
 mod worker;
 
 pub use builder::Builder;
+pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use spawn::{spawn, spawn_blocking, try_spawn_blocking};
 
 use std::fmt;
@@ -21,12 +33,14 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
+use std::thread::JoinHandle as ThreadHandle;
 
 use crate::blocking::BlockingPool;
 use crate::task::join::JoinHandle;
 use crate::task::raw;
 use context::Current;
-use scheduler::{Injected, Local, Shared};
+use handle::Handle;
+use scheduler::{Injected, Local};
 use worker::{CoreGuard, Worker};
 
 /// Tasks polled between two looks at the reactor. Without a bound, a few tasks
@@ -38,12 +52,13 @@ use worker::{CoreGuard, Worker};
 /// the run queue is busy.
 const DEFAULT_TASKS_PER_TICK: u32 = 61;
 
-/// A reactor plus an executor: owns the sockets' `epoll` instance, the timers
-/// and the spawned tasks.
+/// A reactor plus an executor: owns the sockets' `epoll` instances, the
+/// timers and the spawned tasks.
 ///
 /// Dropping a runtime drops (cancels) every task it still holds, which closes
 /// their sockets; I/O objects that outlive it fail from then on with an error
-/// that says so, and never hang. Then its blocking pool shuts down: jobs not
+/// that says so, and never hang. A runtime with worker threads first stops
+/// them all and joins them. Then its blocking pool shuts down: jobs not
 /// yet started are dropped (their handles report cancelled), the drop waits
 /// for running ones to return, and joins every pool thread.
 ///
@@ -57,31 +72,58 @@ const DEFAULT_TASKS_PER_TICK: u32 = 61;
 /// assert_eq!(answer, 42);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// Two workers, each on a thread of its own:
+///
+/// ```
+/// let runtime = reveille_reactor::Builder::new().worker_threads(2).build()?;
+/// let tasks: Vec<_> = (0..8u64).map(|i| runtime.spawn(async move { i * i })).collect();
+/// let sum = runtime.block_on(async {
+///     let mut sum = 0;
+///     for task in tasks {
+///         sum += task.await.unwrap();
+///     }
+///     sum
+/// });
+/// assert_eq!(sum, 140);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Runtime {
-    /// What any thread may touch: the driver's handle, the injection queue.
-    shared: Arc<Shared>,
-    /// The worker's own half, taken by the thread inside `block_on` and put
-    /// back when it returns. `None` means some thread is driving it now.
-    core: Mutex<Option<Core>>,
+    /// What any thread may touch: the workers' shared halves, their
+    /// drivers, the blocking pool's spawner.
+    handle: Arc<Handle>,
+    /// Who runs the workers.
+    flavor: Flavor,
     /// Threads for [`spawn_blocking`](crate::spawn_blocking). A field, and
     /// the last, so that its drop (which waits for running jobs) comes after
-    /// `Drop::drop` has dropped the tasks and after `core`: a blocking job
+    /// `Drop::drop` has dropped the tasks and after `flavor`: a blocking job
     /// waiting on something a task holds (a channel) is released first.
     blocking: BlockingPool,
 }
 
-/// What the thread inside `block_on` takes to run the runtime, and gives
-/// back when it returns.
+/// Who runs a runtime's workers. One per runtime, so the size of the
+/// first variant (a whole worker, inline) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Flavor {
+    /// One worker, run by the thread inside `block_on`: taken by it, and
+    /// put back when it returns. `None` means some thread is driving it now.
+    CurrentThread(Mutex<Option<Core>>),
+    /// A thread per worker, joined by the drop.
+    Threads(Vec<ThreadHandle<()>>),
+}
+
+/// What a thread takes to run a worker.
 struct Core {
     /// The run queue and owned tasks: in the thread-local context while a
-    /// thread runs the runtime.
+    /// thread runs the worker.
     local: Local,
     /// The reactor and the worker loop's state.
     worker: Worker,
 }
 
 impl Runtime {
-    /// A runtime with the default configuration.
+    /// A runtime with the default configuration: one worker, run by the
+    /// thread inside [`block_on`](Runtime::block_on).
     ///
     /// # Errors
     ///
@@ -90,52 +132,67 @@ impl Runtime {
         Builder::new().build()
     }
 
-    /// Runs `future` to completion on this thread, driving the reactor and
-    /// every spawned task meanwhile.
+    /// Runs `future` to completion on this thread.
+    ///
+    /// On a runtime without worker threads (the default), this thread is
+    /// the worker meanwhile: it drives the reactor and runs every spawned
+    /// task. On one with worker threads, it polls `future` only, and sleeps
+    /// while `future` waits; the workers run the tasks.
     ///
     /// # Panics
     ///
     /// If called from inside a runtime (`.await` the future instead), if
-    /// another thread is inside this runtime's `block_on` right now, or if
-    /// `epoll_wait` itself fails, which only a bug can cause. A panic in
-    /// `future` itself propagates; one in a spawned task does not (its
-    /// [`JoinHandle`] reports it).
+    /// another thread is inside `block_on` of this runtime right now and it
+    /// has no worker threads, or if `epoll_wait` itself fails, which only a
+    /// bug can cause. A panic in `future` itself propagates; one in a
+    /// spawned task does not (its [`JoinHandle`] reports it).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         // Checked before the core is taken, so a misuse leaves it in place.
         context::assert_not_entered();
-        let core = self.core.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Flavor::CurrentThread(core) = &self.flavor else {
+            return block_on::park_on(self.handle.clone(), future);
+        };
+        let core = core.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(core) = core else {
             panic!(
-                "Runtime::block_on is already running on another thread; a \
-                 reveille runtime has one worker, so spawn the future onto it instead"
+                "Runtime::block_on is already running on another thread; this \
+                 runtime has one worker, which that thread runs: spawn the \
+                 future onto it instead, or build the runtime with worker threads"
             );
         };
         let Core { local, worker } = core;
         context::enter(Current {
-            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+            worker: Some(self.handle.workers[0].clone()),
             local,
-            blocking: self.blocking.spawner().clone(),
         });
         // Puts the core back even if `future` panics, so the runtime stays
         // usable (and droppable) afterwards.
         CoreGuard::new(self, worker).run(future)
     }
 
-    /// Spawns `future` onto this runtime. It starts running when a thread is
-    /// inside [`block_on`](Runtime::block_on).
+    /// The core of a runtime without worker threads.
+    fn core(&self) -> &Mutex<Option<Core>> {
+        match &self.flavor {
+            Flavor::CurrentThread(core) => core,
+            Flavor::Threads(_) => unreachable!("a runtime with worker threads lends no core"),
+        }
+    }
+
+    /// Spawns `future` onto this runtime. On a runtime without worker
+    /// threads, it starts running when a thread is inside
+    /// [`block_on`](Runtime::block_on); on one with worker threads, at once.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let on_this_runtime = context::with_local(|c| Arc::ptr_eq(&c.shared, &self.shared));
-        if on_this_runtime == Some(true) {
+        if context::is_in(&self.handle) {
             return context::spawn(future)
                 .unwrap_or_else(|_| unreachable!("context checked above"));
         }
-        let (task, join) = raw::spawn(future, self.shared.clone());
-        self.shared.inject(Injected::Spawn(task));
-        JoinHandle::new(join)
+        let target = self.handle.place(None);
+        self.handle.spawn_on(target, None, future)
     }
 
     /// Runs `f` on this runtime's blocking pool, from any thread; see
@@ -163,42 +220,50 @@ impl Runtime {
     {
         self.blocking.spawner().spawn(f)
     }
+
+    /// A snapshot of what each worker has done: see [`WorkerMetrics`].
+    pub fn metrics(&self) -> RuntimeMetrics {
+        let workers = self
+            .handle
+            .workers
+            .iter()
+            .map(|worker| worker.stats.snapshot(worker.driver.registrations()))
+            .collect();
+        RuntimeMetrics { workers }
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let Some(mut core) = self
-            .core
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
-            return;
-        };
-        // No more injections: a wake from here on (a cancelled task may wake
-        // another as it drops) has no worker to go to.
-        let mut injected = Vec::new();
-        self.shared.close(&mut injected);
-        // Tasks next: cancelling them drops their futures, which closes their
-        // sockets while the epoll instance can still deregister them.
-        let owned = core.local.owned.borrow_mut().drain();
-        for task in owned {
-            task.shutdown();
-        }
-        for item in injected {
-            if let Injected::Spawn(task) = item {
-                task.shutdown();
+        match &mut self.flavor {
+            Flavor::CurrentThread(core) => {
+                let core = core.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(mut core) = core {
+                    worker::shut_down(&self.handle.workers[0], core.local, &mut core.worker);
+                }
+            }
+            Flavor::Threads(threads) => {
+                for worker in self.handle.workers.iter() {
+                    worker.inject(Injected::Stop);
+                }
+                let me = std::thread::current().id();
+                for thread in threads.drain(..) {
+                    // Dropped by one of its own tasks: that worker cannot
+                    // wait for itself; it stops once this task returns.
+                    if thread.thread().id() != me {
+                        let _ = thread.join();
+                    }
+                }
             }
         }
-        // Then anything registered from outside our tasks learns that no
-        // event will come.
-        core.worker.driver.shutdown();
     }
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.workers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,8 +295,8 @@ pub(crate) struct Executor;
 impl crate::io::Executor for Executor {
     type Task = crate::task::Task;
 
-    fn current_driver() -> io::Result<Arc<crate::io::driver::DriverHandle>> {
-        context::driver()
+    fn current_driver() -> io::Result<(Arc<crate::io::driver::Drivers>, usize)> {
+        context::drivers()
     }
 
     #[inline]
@@ -251,6 +316,10 @@ impl crate::io::Executor for Executor {
         woken: &mut impl FnMut(crate::task::Task),
     ) -> bool {
         raw::wake_by_driver(waker, driver, woken)
+    }
+
+    fn task_driver(waker: &Waker) -> Option<usize> {
+        raw::task_driver(waker)
     }
 }
 

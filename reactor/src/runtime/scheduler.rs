@@ -1,22 +1,28 @@
 //! Run queues: the worker's local queue (no lock, its own thread only) and the
 //! injection queue through which other threads hand it wakeups and new tasks.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 
 use crate::io::driver::DriverHandle;
+use crate::runtime::metrics::WorkerStats;
 use crate::runtime::run_queue::RunQueue;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::task::raw::Schedule;
 use crate::task::{OwnedTasks, Task};
 
-/// The part of a runtime that any thread may touch.
+/// The part of a worker that any thread may touch. A task's scheduler: the
+/// task runs on this worker for its whole life.
 pub(crate) struct Shared {
     /// The driver's shared half: registration, timers, unpark.
     pub(crate) driver: Arc<DriverHandle>,
     /// What other threads hand the worker: wakeups and spawned tasks.
     injected: InjectQueue<Injected>,
+    /// The worker's index in its runtime.
+    pub(crate) index: usize,
+    /// The worker's counters, on a cache line of their own.
+    pub(crate) stats: WorkerStats,
 }
 
 /// Work handed to the worker by another thread.
@@ -27,13 +33,17 @@ pub(crate) enum Injected {
     WakeMain,
     /// A task was spawned off the worker thread.
     Spawn(Task),
+    /// The runtime is being dropped: leave the loop.
+    Stop,
 }
 
 impl Shared {
-    pub(crate) fn new(driver: Arc<DriverHandle>) -> Shared {
+    pub(crate) fn new(driver: Arc<DriverHandle>, index: usize) -> Shared {
         Shared {
             driver,
             injected: InjectQueue::new(),
+            index,
+            stats: WorkerStats::default(),
         }
     }
 
@@ -186,6 +196,8 @@ pub(crate) struct Local {
     pub(crate) owned: RefCell<OwnedTasks>,
     /// The tasks (and the `block_on` future) waiting for a poll.
     queue: RunQueue<Runnable>,
+    /// Tasks spawned here so far (for the metrics).
+    spawned: Cell<u64>,
 }
 
 impl Local {
@@ -206,6 +218,11 @@ impl Local {
         self.queue.move_to_back(|queued| queued.key() == key);
     }
 
+    /// Tasks spawned on this worker so far.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.spawned.get()
+    }
+
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.queue.is_empty()
@@ -214,20 +231,24 @@ impl Local {
     /// Takes ownership of a new task and queues its first run (`task` is the
     /// reference `raw::spawn` made for it).
     pub(crate) fn spawn(&self, task: Task) {
+        self.spawned.set(self.spawned.get() + 1);
         self.owned.borrow_mut().insert(task.clone_ref());
         self.schedule(Runnable::Task(task));
     }
 
-    /// Runs `task` once; a task that finished leaves the owned set.
+    /// Runs `task` once; a task that finished leaves the owned set, and
+    /// the return is true.
     #[inline]
-    pub(crate) fn run(&self, task: Task) {
+    pub(crate) fn run(&self, task: Task) -> bool {
         let slot = task.owned_slot();
         if task.run() {
             let finished = self.owned.borrow_mut().remove(slot);
             // Dropped outside the borrow: the last reference frees the task,
             // and its output's destructor may spawn or wake.
             drop(finished);
+            return true;
         }
+        false
     }
 }
 

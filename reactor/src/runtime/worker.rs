@@ -1,14 +1,21 @@
-//! The worker loop behind `block_on`: poll a batch of queued tasks, take
-//! what other threads injected, turn the reactor (blocking only when no task
-//! is queued), and again, until the `block_on` future finishes.
+//! The worker loop: poll a batch of queued tasks, take what other threads
+//! injected, turn the reactor (blocking only when no task is queued), and
+//! again. It runs inside `block_on` of a runtime without worker threads,
+//! until the `block_on` future finishes, and on each worker thread of a
+//! runtime that has them, until the runtime is dropped.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use super::context;
+use super::context::{self, Current};
+use super::handle::Handle;
 use super::main_waker::MainWaker;
-use super::scheduler::{Injected, Runnable};
+use super::metrics::Counts;
+use super::scheduler::{Injected, Local, Runnable, Shared};
 use super::{Core, Runtime};
 use crate::coop;
 use crate::io::driver::Driver;
@@ -24,6 +31,8 @@ pub(super) struct Worker {
     tasks_per_tick: u32,
     /// Each poll's budget (`Builder::task_budget`); `None` for none.
     task_budget: Option<u32>,
+    /// What the loop counted so far, published once per tick.
+    counts: Counts,
 }
 
 impl Worker {
@@ -33,6 +42,105 @@ impl Worker {
             injected: Vec::new(),
             tasks_per_tick,
             task_budget,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Runs the loop for `shared`'s worker on this thread, whose context
+    /// `c` is, until `main` (the `block_on` future's poll, run when
+    /// `Runnable::Main` comes up) is ready, or until the runtime stops the
+    /// worker (`None`).
+    ///
+    /// Always inlined into its two callers: it is the whole worker, and
+    /// each caller's `main` is a different closure.
+    #[inline(always)]
+    fn run<T>(
+        &mut self,
+        c: &Current,
+        shared: &Shared,
+        mut main: impl FnMut() -> Poll<T>,
+    ) -> Option<T> {
+        let Worker {
+            driver,
+            injected,
+            tasks_per_tick,
+            task_budget,
+            counts,
+        } = self;
+        // A task that yielded for want of budget: it goes behind whatever
+        // the next reactor turn wakes (see `coop`).
+        let mut deferred = None;
+        loop {
+            if let Some(key) = deferred.take() {
+                c.local.move_to_back(key);
+            }
+            let mut polls = 0;
+            while polls < *tasks_per_tick {
+                let Some(next) = c.local.next() else {
+                    break;
+                };
+                polls += 1;
+                coop::reset(*task_budget);
+                let key = next.key();
+                match next {
+                    Runnable::Main => {
+                        if let Poll::Ready(output) = main() {
+                            counts.polls += u64::from(polls);
+                            counts.spawned = c.local.spawned();
+                            shared.stats.publish(counts);
+                            return Some(output);
+                        }
+                    }
+                    Runnable::Task(task) => {
+                        if c.local.run(task) {
+                            shared.stats.alive.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if coop::spent() {
+                    coop::forget_refused();
+                    counts.budget_yields += 1;
+                    deferred = Some(key);
+                    break;
+                }
+            }
+            counts.polls += u64::from(polls);
+            if shared.has_injected() {
+                shared.take_injected(injected);
+                let mut stop = false;
+                for item in injected.drain(..) {
+                    match item {
+                        Injected::Wake(task) => {
+                            counts.remote_wakes += 1;
+                            c.local.schedule(Runnable::Task(task));
+                        }
+                        Injected::WakeMain => {
+                            counts.remote_wakes += 1;
+                            c.local.schedule(Runnable::Main);
+                        }
+                        Injected::Spawn(task) => c.local.spawn(task),
+                        Injected::Stop => stop = true,
+                    }
+                }
+                if stop {
+                    counts.spawned = c.local.spawned();
+                    shared.stats.publish(counts);
+                    return None;
+                }
+            }
+            // Published before the turn, which may block: an idle worker's
+            // metrics are then up to date (a move made in a turn is counted
+            // after its woken tasks have run, in the next tick).
+            counts.moved = driver.moved();
+            counts.spawned = c.local.spawned();
+            shared.stats.publish(counts);
+            // Block only if no task is queued. The driver queues the
+            // tasks it wakes straight onto the local queue.
+            let idle = c.local.is_idle();
+            let woken = |task| c.local.schedule(Runnable::Task(task));
+            if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
+                panic!("reveille: epoll_wait failed: {error}");
+            }
         }
     }
 }
@@ -62,76 +170,31 @@ impl<'a> CoreGuard<'a> {
 
     /// Runs `future`, and every task, until `future` finishes.
     pub(super) fn run<F: Future>(mut self, future: F) -> F::Output {
-        let shared = &self.runtime.shared;
+        let shared = &self.runtime.handle.workers[0];
         let main = MainWaker::new(shared.clone());
         let waker = Waker::from(main.clone());
         self.coop_guard.set_main_waker(&waker);
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
-        let Worker {
-            driver,
-            injected,
-            tasks_per_tick,
-            task_budget,
-        } = self
+        let worker = self
             .worker
             .as_mut()
             .expect("the worker is present until the guard drops");
-        // The main future starts scheduled, like any new task.
-        context::with_local(|c| c.local.schedule(Runnable::Main));
-
-        // A task that yielded for want of budget: it goes behind whatever
-        // the next reactor turn wakes (see `coop`).
-        let mut deferred = None;
         // One thread-local access for the whole loop: tasks that spawn or
         // wake borrow the same cell again, which a shared borrow allows.
         // The only mutable borrows, `context::enter` and `exit`, come
         // before and after it (a `block_on` inside a task finds the runtime
         // entered and panics before it borrows).
-        let done = context::with_local(|c| loop {
-            if let Some(key) = deferred.take() {
-                c.local.move_to_back(key);
-            }
-            for _ in 0..*tasks_per_tick {
-                let Some(next) = c.local.next() else {
-                    break;
-                };
-                coop::reset(*task_budget);
-                let key = next.key();
-                match next {
-                    Runnable::Main => {
-                        main.unschedule();
-                        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                            return output;
-                        }
-                    }
-                    Runnable::Task(task) => c.local.run(task),
-                }
-                if coop::spent() {
-                    coop::forget_refused();
-                    deferred = Some(key);
-                    break;
-                }
-            }
-            if shared.has_injected() {
-                shared.take_injected(injected);
-                for item in injected.drain(..) {
-                    match item {
-                        Injected::Wake(task) => c.local.schedule(Runnable::Task(task)),
-                        Injected::WakeMain => c.local.schedule(Runnable::Main),
-                        Injected::Spawn(task) => c.local.spawn(task),
-                    }
-                }
-            }
-            // Block only if no task is queued. The driver queues the
-            // tasks it wakes straight onto the local queue.
-            let idle = c.local.is_idle();
-            let woken = |task| c.local.schedule(Runnable::Task(task));
-            if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
-                panic!("reveille: epoll_wait failed: {error}");
-            }
+        let done = context::with_local(|c| {
+            // The main future starts scheduled, like any new task.
+            c.local.schedule(Runnable::Main);
+            worker.run(c, shared, || {
+                main.unschedule();
+                future.as_mut().poll(&mut cx)
+            })
         });
-        done.expect("the runtime stays entered while block_on runs")
+        done.flatten()
+            .expect("only a runtime with worker threads stops a worker")
     }
 }
 
@@ -143,6 +206,96 @@ impl Drop for CoreGuard<'_> {
             .take()
             .expect("the worker is present until the guard drops");
         let core = Core { local, worker };
-        *self.runtime.core.lock().unwrap_or_else(|p| p.into_inner()) = Some(core);
+        *self
+            .runtime
+            .core()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(core);
     }
+}
+
+/// Counts the worker threads that have left their loop, so that none
+/// cancels its tasks while another still polls its own.
+#[derive(Debug)]
+pub(super) struct StopLatch {
+    running: Mutex<usize>,
+    all_stopped: Condvar,
+}
+
+impl StopLatch {
+    pub(super) fn new(workers: usize) -> StopLatch {
+        StopLatch {
+            running: Mutex::new(workers),
+            all_stopped: Condvar::new(),
+        }
+    }
+
+    /// `workers` fewer to wait for: a worker that stopped, or threads that
+    /// never started.
+    pub(super) fn stopped(&self, workers: usize) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(workers);
+        if *running == 0 {
+            self.all_stopped.notify_all();
+        }
+    }
+
+    /// Waits until every worker has stopped.
+    fn wait(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running > 0 {
+            running = self
+                .all_stopped
+                .wait(running)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The body of worker thread `index`: runs its loop until the runtime asks
+/// it to stop, then, once every worker has stopped (`stopped`), cancels its
+/// tasks and shuts its driver down.
+pub(super) fn run_thread(handle: Arc<Handle>, index: usize, core: Core, stopped: Arc<StopLatch>) {
+    let Core { local, mut worker } = core;
+    let shared = handle.workers[index].clone();
+    shared.stats.record_thread();
+    context::enter(Current {
+        handle: handle.clone(),
+        worker: Some(shared.clone()),
+        local,
+    });
+    {
+        let _coop = coop::ResetGuard::new();
+        context::with_local(|c| worker.run(c, &shared, || Poll::<Infallible>::Pending));
+    }
+    let local = context::exit();
+    // Every worker leaves its loop before any cancels a task: a task being
+    // cancelled here may hold a socket another worker's task still polls,
+    // or wake one.
+    stopped.stopped(1);
+    stopped.wait();
+    shut_down(&shared, local, &mut worker);
+}
+
+/// Cancels every task of a worker and fails every registration of its
+/// driver, once no task of it runs any more (the runtime's drop).
+pub(super) fn shut_down(shared: &Shared, local: Local, worker: &mut Worker) {
+    // No more injections: a wake from here on (a cancelled task may wake
+    // another as it drops) has no worker to go to.
+    let mut injected = Vec::new();
+    shared.close(&mut injected);
+    // Tasks next: cancelling them drops their futures, which closes their
+    // sockets while the epoll instance can still deregister them.
+    let owned = local.owned.borrow_mut().drain();
+    for task in owned {
+        task.shutdown();
+    }
+    for item in injected {
+        if let Injected::Spawn(task) = item {
+            task.shutdown();
+        }
+    }
+    // Then anything registered from outside our tasks learns that no event
+    // will come.
+    worker.driver.shutdown();
 }

@@ -479,7 +479,7 @@ mod waker;
 
 pub(crate) use output::Join;
 use waker::raw_waker;
-pub(crate) use waker::{is_finished_task, is_task_waker, wake_by_driver};
+pub(crate) use waker::{is_finished_task, is_task_waker, task_driver, wake_by_driver};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

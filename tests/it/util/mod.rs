@@ -52,19 +52,52 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 pub const SPIN_LIMIT: usize = 100_000;
 
 /// Runs `future` on a fresh runtime, failing the test if it takes longer than
-/// [`TEST_TIMEOUT`].
+/// [`TEST_TIMEOUT`]. The runtime has as many worker threads as
+/// `REVEILLE_TEST_WORKERS` says (CI runs this suite with 2 and with 4), or
+/// none (the default runtime, run by this thread) without it.
 pub fn run<F: Future>(future: F) -> F::Output {
     run_for(TEST_TIMEOUT, future)
 }
 
 /// [`run`] with a bound of your choosing.
 pub fn run_for<F: Future>(limit: Duration, future: F) -> F::Output {
-    reveille::block_on(async move {
+    let bounded = async move {
         match reveille::timeout(limit, future).await {
             Ok(output) => output,
             Err(_) => panic!("test did not finish within {limit:?}"),
         }
+    };
+    match test_workers() {
+        None => reveille::block_on(bounded),
+        Some(workers) => reveille::Builder::new()
+            .worker_threads(workers)
+            .build()
+            .expect("runtime")
+            .block_on(bounded),
+    }
+}
+
+/// [`run`] on the default runtime whatever `REVEILLE_TEST_WORKERS` says: for
+/// a test of what one worker guarantees (the order in which its tasks run,
+/// how often they are polled).
+pub fn run_single<F: Future>(future: F) -> F::Output {
+    reveille::block_on(async move {
+        match reveille::timeout(TEST_TIMEOUT, future).await {
+            Ok(output) => output,
+            Err(_) => panic!("test did not finish within {TEST_TIMEOUT:?}"),
+        }
     })
+}
+
+/// The worker threads `REVEILLE_TEST_WORKERS` asks for.
+pub fn test_workers() -> Option<usize> {
+    let workers = std::env::var("REVEILLE_TEST_WORKERS").ok()?;
+    if workers.is_empty() {
+        return None;
+    }
+    Some(workers.parse().unwrap_or_else(|_| {
+        panic!("REVEILLE_TEST_WORKERS={workers:?}: expected a number of workers")
+    }))
 }
 
 /// A listener on an ephemeral loopback port.

@@ -2,6 +2,7 @@
 
 use super::*;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Wake};
 
@@ -29,8 +30,11 @@ fn connected_pair() -> (mio::net::TcpStream, std::net::TcpStream) {
 fn registered_pair(
     driver: &Driver,
 ) -> (Arc<ScheduledIo>, mio::net::TcpStream, std::net::TcpStream) {
-    let (mut source, peer) = connected_pair();
-    let io = driver.handle().register(&mut source, Ready::EMPTY).unwrap();
+    let (source, peer) = connected_pair();
+    let io = driver
+        .handle()
+        .register(source.as_raw_fd(), Ready::EMPTY)
+        .unwrap();
     (io, source, peer)
 }
 
@@ -55,7 +59,7 @@ fn turn_until(driver: &mut Driver, done: impl Fn() -> bool) {
 
 #[test]
 fn an_event_is_delivered_even_if_the_driver_missed_the_changed_flag() {
-    let mut driver = Driver::new(16).unwrap();
+    let mut driver = Driver::new(16, 0).unwrap();
     let (io, _source, mut peer) = registered_pair(&driver);
     // As if the flag's store had not reached the driver yet: the token is
     // unknown to its table when the event comes.
@@ -84,8 +88,8 @@ fn look(driver: &mut Driver) {
 
 #[test]
 fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
-    let mut driver = Driver::new(16).unwrap();
-    let (io, mut source, _peer) = registered_pair(&driver);
+    let mut driver = Driver::new(16, 0).unwrap();
+    let (io, _source, _peer) = registered_pair(&driver);
     look(&mut driver);
     assert_eq!(Arc::strong_count(&io), 2, "the driver's table holds it");
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
@@ -96,7 +100,7 @@ fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
     drop(waker);
     assert_eq!(Arc::strong_count(&counter), 2, "the slot holds the waker");
     // What `Registration::deregister` does when an I/O object drops.
-    driver.handle().deregister(&mut source, io.token());
+    driver.handle().deregister(io.token());
     io.release_waiters();
     assert_eq!(Arc::strong_count(&counter), 1, "the waker went at once");
     look(&mut driver);
@@ -105,7 +109,7 @@ fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
 
 #[test]
 fn shutdown_fails_a_source_whose_registration_the_driver_never_applied() {
-    let mut driver = Driver::new(16).unwrap();
+    let mut driver = Driver::new(16, 0).unwrap();
     let (io, _source, _peer) = registered_pair(&driver);
     // No turn since: the insert is still pending in the slab.
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
@@ -119,6 +123,9 @@ fn shutdown_fails_a_source_whose_registration_the_driver_never_applied() {
         std::task::Poll::Ready(Err(_))
     ));
     // And a registration after the shutdown is refused.
-    let (mut late, _peer) = connected_pair();
-    assert!(driver.handle().register(&mut late, Ready::EMPTY).is_err());
+    let (late, _peer) = connected_pair();
+    assert!(driver
+        .handle()
+        .register(late.as_raw_fd(), Ready::EMPTY)
+        .is_err());
 }

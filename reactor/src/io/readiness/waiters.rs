@@ -170,17 +170,26 @@ impl Slot {
     /// never polls anything and never takes this lock: it flips the task's
     /// state and pushes it onto a run queue. A foreign waker may run its task
     /// inline, which could park on this very source and deadlock on the lock.
+    ///
+    /// Returns true if it woke a lone task of another driver (a remote
+    /// wake, which the caller may end by moving the registration).
     #[inline(always)]
     pub(super) fn wake(
         &mut self,
         wake: &mut Vec<Waker>,
         woken: &mut impl FnMut(Task),
         driver: usize,
-    ) {
+    ) -> bool {
         match self {
-            Slot::One(waker) if Tasks::wake_by_driver(waker, driver, woken) => {}
-            Slot::One(waker) if is_task_waker(waker) => waker.wake_by_ref(),
-            _ => self.take().drain_into(wake),
+            Slot::One(waker) if Tasks::wake_by_driver(waker, driver, woken) => false,
+            Slot::One(waker) if is_task_waker(waker) => {
+                waker.wake_by_ref();
+                true
+            }
+            _ => {
+                self.take().drain_into(wake);
+                false
+            }
         }
     }
 
@@ -238,6 +247,29 @@ impl List {
         }
         self.wakers.push(waker.clone());
     }
+}
+
+/// The driver (its identity) whose tasks are all that wait on `slots`, if
+/// one driver's tasks are: every slot is empty or holds one task of that
+/// driver. `None` if nobody waits, if a foreign waker or a list does, or if
+/// tasks of two drivers do (a reader on one worker, a writer on another: a
+/// registration that followed one would only be pulled back by the other).
+pub(super) fn only_driver(slots: &[Slot]) -> Option<usize> {
+    let mut only = None;
+    for slot in slots {
+        match slot {
+            Slot::Many(None) => {}
+            Slot::One(waker) => {
+                let driver = Tasks::task_driver(waker)?;
+                if only.is_some_and(|only| only != driver) {
+                    return None;
+                }
+                only = Some(driver);
+            }
+            Slot::Many(Some(_)) => return None,
+        }
+    }
+    only
 }
 
 /// Whether `waker` is a task's: it stays in its slot after a wakeup, and

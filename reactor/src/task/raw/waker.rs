@@ -51,6 +51,22 @@ pub(super) fn claim(ptr: NonNull<Header>) -> Option<Task> {
     }
 }
 
+/// The driver (its identity, see `Schedule::driver`) whose worker runs the
+/// task `waker` wakes; `None` if `waker` is not a task's, or its scheduler
+/// has no driver.
+pub(crate) fn task_driver(waker: &Waker) -> Option<usize> {
+    if !is_task_waker(waker) {
+        return None;
+    }
+    // SAFETY: a task waker's data is its live task's header (the waker holds
+    // a reference).
+    let ptr = unsafe { header_ptr(waker.data()) };
+    // SAFETY: as above: the header lives while the waker does.
+    let header = unsafe { ptr.as_ref() };
+    // SAFETY: the vtable is the one made for this cell's types.
+    unsafe { (header.vtable.driver)(ptr) }
+}
+
 /// The driver's wakeup of a task waiting on one of its sources. If `waker`
 /// is the waker of a task whose events come from the driver at `driver`
 /// (the worker that polls it is the one that turns this driver), the task

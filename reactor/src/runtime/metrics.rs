@@ -1,0 +1,179 @@
+//! [`RuntimeMetrics`]: what each worker has done, cheap enough to leave on.
+//!
+//! Each worker keeps its counters in plain locals of its loop and publishes
+//! them once per tick (a batch of polls and a reactor turn) into atomics on
+//! a cache line of its own, written by that worker alone: nothing on the
+//! path of a message is shared with another thread. Only the count of live
+//! tasks is written by other threads (a spawn placed on this worker), and
+//! only once per task. Reading the metrics takes a snapshot; the counters
+//! of a busy worker may be one tick behind.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// One worker's counters, on a cache line of their own (128 bytes: a line
+/// and the one the prefetcher pairs with it).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct WorkerStats {
+    /// Tasks placed on this worker and not finished yet: counted up by the
+    /// spawner, down by the worker. Read by placement (`Handle::place`).
+    pub(crate) alive: AtomicUsize,
+    polls: AtomicU64,
+    remote_wakes: AtomicU64,
+    spawned: AtomicU64,
+    budget_yields: AtomicU64,
+    moved: AtomicU64,
+    /// The worker thread's id, for its CPU time (0: not known, or not a
+    /// thread of its own).
+    tid: AtomicU64,
+}
+
+/// What the worker loop counts between two publications.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) polls: u64,
+    pub(crate) remote_wakes: u64,
+    pub(crate) spawned: u64,
+    pub(crate) budget_yields: u64,
+    pub(crate) moved: u64,
+}
+
+impl WorkerStats {
+    /// Publishes the worker's running totals. Plain stores: only the worker
+    /// writes these.
+    #[inline]
+    pub(crate) fn publish(&self, counts: &Counts) {
+        self.polls.store(counts.polls, Ordering::Relaxed);
+        self.remote_wakes
+            .store(counts.remote_wakes, Ordering::Relaxed);
+        self.spawned.store(counts.spawned, Ordering::Relaxed);
+        self.budget_yields
+            .store(counts.budget_yields, Ordering::Relaxed);
+        self.moved.store(counts.moved, Ordering::Relaxed);
+    }
+
+    /// Records the calling thread as this worker's, for its CPU time.
+    pub(crate) fn record_thread(&self) {
+        if let Some(tid) = current_tid() {
+            self.tid.store(tid, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self, registrations: usize) -> WorkerMetrics {
+        let polls = self.polls.load(Ordering::Relaxed);
+        let remote_wakes = self.remote_wakes.load(Ordering::Relaxed);
+        let spawned = self.spawned.load(Ordering::Relaxed);
+        let tid = self.tid.load(Ordering::Relaxed);
+        WorkerMetrics {
+            tasks_alive: self.alive.load(Ordering::Relaxed),
+            polls,
+            local_wakes: polls.saturating_sub(remote_wakes + spawned),
+            remote_wakes,
+            spawned,
+            budget_yields: self.budget_yields.load(Ordering::Relaxed),
+            registrations,
+            moved_registrations: self.moved.load(Ordering::Relaxed),
+            busy_time: (tid != 0).then(|| cpu_time(tid)).flatten(),
+        }
+    }
+}
+
+/// The calling thread's id, from `/proc/thread-self` (which links to
+/// `/proc/<pid>/task/<tid>`).
+fn current_tid() -> Option<u64> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// The CPU time of thread `tid` of this process: the first field of its
+/// `schedstat`, in nanoseconds on a CPU.
+fn cpu_time(tid: u64) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// A snapshot of a runtime's metrics: one [`WorkerMetrics`] per worker.
+///
+/// ```
+/// let runtime = reveille_reactor::Builder::new().worker_threads(2).build()?;
+/// runtime.block_on(async {
+///     for _ in 0..4 {
+///         reveille_reactor::spawn(async {}).await.unwrap();
+///     }
+/// });
+/// let metrics = runtime.metrics();
+/// assert_eq!(metrics.workers().len(), 2);
+/// let spawned: u64 = metrics.workers().iter().map(|w| w.spawned).sum();
+/// assert_eq!(spawned, 4);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeMetrics {
+    pub(crate) workers: Vec<WorkerMetrics>,
+}
+
+impl RuntimeMetrics {
+    /// Each worker's metrics, by worker index.
+    pub fn workers(&self) -> &[WorkerMetrics] {
+        &self.workers
+    }
+}
+
+/// What one worker has done since the runtime started (counters as of its
+/// last tick), and what it holds now.
+///
+/// Every poll has one cause: a task's first run (`spawned`), a wake from
+/// another thread (`remote_wakes`), or a wake on the worker's own thread,
+/// by its reactor or by another of its tasks (`local_wakes`, the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Tasks placed on this worker that have not finished.
+    pub tasks_alive: usize,
+    /// Task polls, the `block_on` future's included.
+    pub polls: u64,
+    /// Polls that a wake on the worker's own thread caused.
+    pub local_wakes: u64,
+    /// Wakes that came from another thread, through the worker's injection
+    /// queue.
+    pub remote_wakes: u64,
+    /// Tasks that started on this worker.
+    pub spawned: u64,
+    /// Polls that ended because the task spent its I/O budget.
+    pub budget_yields: u64,
+    /// Sources (sockets, pipes, timers' descriptors) registered with this
+    /// worker's reactor now.
+    pub registrations: usize,
+    /// Registrations this worker's reactor handed to another worker's,
+    /// because only that worker's tasks waited on them.
+    pub moved_registrations: u64,
+    /// CPU time of the worker's thread (user and system), for a runtime
+    /// with worker threads; `None` for the single worker of a runtime run
+    /// by `block_on`'s caller, whose thread does other work too.
+    pub busy_time: Option<Duration>,
+}
+
+impl fmt::Display for WorkerMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} tasks, {} polls ({} local wakes, {} remote, {} spawns), {} budget yields, \
+             {} registrations ({} moved away)",
+            self.tasks_alive,
+            self.polls,
+            self.local_wakes,
+            self.remote_wakes,
+            self.spawned,
+            self.budget_yields,
+            self.registrations,
+            self.moved_registrations
+        )?;
+        if let Some(busy) = self.busy_time {
+            write!(f, ", {busy:.1?} on a CPU")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! Runtimes with worker threads (`Builder::worker_threads`): placement,
+//! registrations that follow their tasks, metrics, and the drop.
+//!
+//! The rest of this suite runs with worker threads too when
+//! `REVEILLE_TEST_WORKERS` is set (CI runs it with 2 and with 4); these
+//! tests check what only several workers have.
+
+use crate::util;
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::FutureExt;
+use reveille::net::{TcpListener, TcpStream};
+use reveille::runtime::{Builder, Runtime, WorkerMetrics};
+use util::PEER_TIMEOUT;
+
+fn runtime(workers: usize) -> Runtime {
+    Builder::new()
+        .worker_threads(workers)
+        .build()
+        .expect("runtime")
+}
+
+/// Runs `future` on `runtime`, bounded by the suite's timeout.
+fn run_on<F: std::future::Future>(runtime: &Runtime, future: F) -> F::Output {
+    runtime.block_on(async move {
+        reveille::timeout(util::TEST_TIMEOUT, future)
+            .await
+            .expect("the test timed out")
+    })
+}
+
+async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut buffer = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buffer[..n]).await?;
+    }
+}
+
+/// A blocking client thread: `rounds` ping-pongs of 64 bytes, checked.
+fn ping_pong(addr: std::net::SocketAddr, rounds: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        for round in 0..rounds {
+            let message = [round as u8; 64];
+            stream.write_all(&message).unwrap();
+            let mut echoed = [0u8; 64];
+            stream.read_exact(&mut echoed).unwrap();
+            assert_eq!(echoed, message, "round {round}");
+        }
+    })
+}
+
+fn sum(metrics: &[WorkerMetrics], field: impl Fn(&WorkerMetrics) -> u64) -> u64 {
+    metrics.iter().map(field).sum()
+}
+
+/// The accept-then-spawn server: the acceptor (here `block_on`'s future)
+/// registers every connection with one worker, the handlers are spread
+/// over both, and each connection's registration moves to its handler's
+/// worker at its first event, so that from then on its wakes are local.
+#[test]
+fn echo_on_two_workers_moves_each_connection_to_its_handler() {
+    const CONNECTIONS: usize = 32;
+    const ROUNDS: usize = 200;
+    let runtime = runtime(2);
+    run_on(&runtime, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..CONNECTIONS).map(|_| ping_pong(addr, ROUNDS)).collect();
+        let mut handlers = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (stream, _) = listener.accept().await.unwrap();
+            handlers.push(reveille::spawn(echo(stream)));
+        }
+        for handler in handlers {
+            handler.await.unwrap().unwrap();
+        }
+        for client in clients {
+            client.join().unwrap();
+        }
+    });
+    let metrics = runtime.metrics();
+    let workers = metrics.workers();
+    let spawned: Vec<u64> = workers.iter().map(|w| w.spawned).collect();
+    assert_eq!(spawned.iter().sum::<u64>(), CONNECTIONS as u64);
+    assert!(
+        spawned.iter().all(|&n| n >= 4),
+        "the handlers were not spread over both workers: {spawned:?}"
+    );
+    // Off the workers, the acceptor registers with worker 0: exactly the
+    // handlers on worker 1 needed their connection moved.
+    assert_eq!(
+        workers[0].moved_registrations, spawned[1],
+        "moves: {}; {}",
+        workers[0], workers[1]
+    );
+    assert_eq!(workers[1].moved_registrations, 0);
+    // Each handler on worker 1 was woken remotely once, by worker 0's event
+    // that moved its connection; every other wake was local.
+    let remote = sum(workers, |w| w.remote_wakes);
+    let local = sum(workers, |w| w.local_wakes);
+    assert!(
+        local >= (CONNECTIONS * (ROUNDS - 1)) as u64,
+        "{local} local wakes for {} messages",
+        CONNECTIONS * ROUNDS
+    );
+    assert!(
+        remote <= 2 * CONNECTIONS as u64,
+        "{remote} remote wakes beside {local} local ones: {}; {}",
+        workers[0],
+        workers[1]
+    );
+}
+
+/// A connection whose reader runs on one worker and whose writer on the
+/// other stays where it is: following one would only be pulled back by the
+/// other, twice per message.
+#[test]
+fn halves_on_two_workers_do_not_pull_their_registration_back_and_forth() {
+    const ROUNDS: usize = 300;
+    let runtime = runtime(2);
+    run_on(&runtime, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = ping_pong(addr, ROUNDS);
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let (to_writer, mut from_reader) = futures_channel::mpsc::unbounded::<Vec<u8>>();
+        let read = reveille::spawn(async move {
+            let mut buffer = [0u8; 64];
+            loop {
+                let n = reader.read(&mut buffer).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                to_writer.unbounded_send(buffer[..n].to_vec()).unwrap();
+            }
+        });
+        let write = reveille::spawn(async move {
+            while let Some(bytes) = futures_util::StreamExt::next(&mut from_reader).await {
+                writer.write_all(&bytes).await.unwrap();
+            }
+        });
+        client.join().unwrap();
+        read.await.unwrap();
+        write.await.unwrap();
+    });
+    let moved = sum(runtime.metrics().workers(), |w| w.moved_registrations);
+    assert!(
+        moved <= 2,
+        "the registration moved {moved} times in {ROUNDS} round trips"
+    );
+}
+
+/// With worker threads, spawned tasks run without anyone in `block_on`.
+#[test]
+fn tasks_run_without_block_on() {
+    let runtime = runtime(2);
+    let (sender, receiver) = mpsc::channel();
+    for i in 0..16u32 {
+        let sender = sender.clone();
+        runtime.spawn(async move {
+            reveille::sleep(Duration::from_millis(1)).await;
+            sender.send(i).unwrap();
+        });
+    }
+    let mut seen: Vec<u32> = (0..16)
+        .map(|_| {
+            receiver
+                .recv_timeout(PEER_TIMEOUT)
+                .expect("a task never ran")
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..16).collect::<Vec<_>>());
+}
+
+/// Tasks spawned from outside spread over the workers (the less loaded of
+/// two), and `tasks_alive` counts them where they wait.
+#[test]
+fn spawns_from_outside_are_balanced() {
+    let runtime = runtime(4);
+    let (release, released) = futures_channel::oneshot::channel::<()>();
+    let released = released.shared();
+    let handles: Vec<_> = (0..200)
+        .map(|_| {
+            let released = released.clone();
+            runtime.spawn(async move {
+                let _ = released.await;
+            })
+        })
+        .collect();
+    let alive: Vec<usize> = runtime
+        .metrics()
+        .workers()
+        .iter()
+        .map(|w| w.tasks_alive)
+        .collect();
+    assert_eq!(alive.iter().sum::<usize>(), 200, "{alive:?}");
+    let (least, most) = (alive.iter().min().unwrap(), alive.iter().max().unwrap());
+    assert!(most - least <= 10, "unbalanced: {alive:?}");
+    release.send(()).unwrap();
+    run_on(&runtime, async {
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+    let alive = sum(runtime.metrics().workers(), |w| w.tasks_alive as u64);
+    assert_eq!(alive, 0);
+}
+
+/// A task spawned on a worker stays there while that worker is not the
+/// busiest, and goes to the less loaded worker while it is: a task that
+/// spawns long-lived children one by one (an accept loop) leaves the two
+/// workers within one task of each other.
+#[test]
+fn spawns_on_a_busy_worker_even_the_load() {
+    const CHILDREN: usize = 60;
+    let runtime = runtime(2);
+    let (release, released) = futures_channel::oneshot::channel::<()>();
+    let released = released.shared();
+    let (spawned, all_spawned) = futures_channel::oneshot::channel();
+    let parent = runtime.spawn(async move {
+        let mut children = Vec::new();
+        for _ in 0..CHILDREN {
+            let released = released.clone();
+            children.push(reveille::spawn(async move {
+                let _ = released.clone().await;
+            }));
+        }
+        spawned.send(()).unwrap();
+        // Alive until released, so that the counts below are exact: a
+        // task's count goes up when it is spawned, by the spawner.
+        let _ = released.await;
+        children
+    });
+    run_on(&runtime, all_spawned).unwrap();
+    let alive: Vec<usize> = runtime
+        .metrics()
+        .workers()
+        .iter()
+        .map(|w| w.tasks_alive)
+        .collect();
+    assert_eq!(alive.iter().sum::<usize>(), CHILDREN + 1);
+    assert!(alive[0].abs_diff(alive[1]) <= 1, "uneven: {alive:?}");
+    release.send(()).unwrap();
+    run_on(&runtime, async move {
+        for child in parent.await.unwrap() {
+            child.await.unwrap();
+        }
+    });
+}
+
+/// Dropping the runtime stops and joins its workers, cancels every task
+/// (dropping its future, closing its sockets), and I/O objects that outlive
+/// it fail instead of hanging.
+#[test]
+fn drop_joins_the_workers_and_closes_every_socket() {
+    struct Dropped(Arc<AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let runtime = runtime(2);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = Dropped(dropped.clone());
+    let (bound, addr) = mpsc::channel();
+    runtime.spawn(async move {
+        let _guard = guard;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        bound.send(listener.local_addr().unwrap()).unwrap();
+        loop {
+            let _ = listener.accept().await;
+        }
+    });
+    let addr = addr.recv_timeout(PEER_TIMEOUT).unwrap();
+    let survivor = run_on(
+        &runtime,
+        async move { TcpStream::connect(addr).await.unwrap() },
+    );
+    drop(runtime);
+    assert!(dropped.load(Ordering::SeqCst), "the task was not cancelled");
+    let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let error = futures_executor::block_on(async {
+        let mut survivor = survivor;
+        let mut buffer = [0u8; 8];
+        survivor.read(&mut buffer).await
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("shut down"), "{error}");
+}
+
+/// Several threads may be inside `block_on` of one runtime with worker
+/// threads at once.
+#[test]
+fn block_on_from_several_threads_at_once() {
+    let runtime = Arc::new(runtime(2));
+    let threads: Vec<_> = (0..4u64)
+        .map(|i| {
+            let runtime = runtime.clone();
+            std::thread::spawn(move || {
+                run_on(&runtime, async move {
+                    let (a, b) = util::pair().await;
+                    (&a).write_all(&i.to_le_bytes()).await.unwrap();
+                    let mut received = [0u8; 8];
+                    (&b).read_exact(&mut received).await.unwrap();
+                    u64::from_le_bytes(received)
+                })
+            })
+        })
+        .collect();
+    for (i, thread) in threads.into_iter().enumerate() {
+        assert_eq!(thread.join().unwrap(), i as u64);
+    }
+}
