@@ -165,6 +165,21 @@ where
     })
 }
 
+/// Spawns onto the worker this thread runs, which the caller checked it
+/// does.
+pub(crate) fn spawn_here<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    CURRENT.with(|cell| {
+        let current = cell.borrow();
+        let current = current.as_ref().expect("checked by the caller");
+        let index = current.index().expect("checked by the caller");
+        current.handle.spawn_on(index, Some(&current.local), future)
+    })
+}
+
 /// Whether this thread runs (or is inside `block_on` of) `handle`'s runtime.
 pub(crate) fn is_in(handle: &Arc<Handle>) -> bool {
     with_local(|current| Arc::ptr_eq(&current.handle, handle)) == Some(true)

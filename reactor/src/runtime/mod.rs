@@ -195,6 +195,61 @@ impl Runtime {
         self.handle.spawn_on(target, None, future)
     }
 
+    /// Spawns `future` onto worker `worker` (`0..workers()`), wherever the
+    /// load is: for work that belongs to one worker, such as one listener
+    /// per worker sharing a port with `SO_REUSEPORT`, where the kernel
+    /// spreads the connections (by a hash of their addresses, not by load).
+    ///
+    /// ```
+    /// use reveille_reactor::Builder;
+    ///
+    /// let runtime = Builder::new().worker_threads(2).build()?;
+    /// let handles: Vec<_> = (0..runtime.workers())
+    ///     .map(|worker| runtime.spawn_on(worker, async move { worker * 10 }))
+    ///     .collect();
+    /// let outputs = runtime.block_on(async {
+    ///     let mut outputs = Vec::new();
+    ///     for handle in handles {
+    ///         outputs.push(handle.await.unwrap());
+    ///     }
+    ///     outputs
+    /// });
+    /// assert_eq!(outputs, [0, 10]);
+    /// let metrics = runtime.metrics();
+    /// assert!(metrics.workers().iter().all(|worker| worker.spawned == 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `worker` is not below [`workers`](Runtime::workers).
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let workers = self.handle.workers.len();
+        assert!(
+            worker < workers,
+            "Runtime::spawn_on: no worker {worker}; this runtime has {workers}"
+        );
+        let local = context::with_local(|current| {
+            current
+                .worker
+                .as_ref()
+                .is_some_and(|shared| Arc::ptr_eq(shared, &self.handle.workers[worker]))
+        });
+        if local == Some(true) {
+            return context::spawn_here(future);
+        }
+        self.handle.spawn_on(worker, None, future)
+    }
+
+    /// How many workers this runtime has: 1 without worker threads.
+    pub fn workers(&self) -> usize {
+        self.handle.workers.len()
+    }
+
     /// Runs `f` on this runtime's blocking pool, from any thread; see
     /// [`spawn_blocking`](crate::spawn_blocking). The job starts at once,
     /// whether or not a thread is inside [`block_on`](Runtime::block_on).
