@@ -3,9 +3,14 @@
 //! ```text
 //! cargo run --release --example echo_server                      # 127.0.0.1:7878
 //! cargo run --release --example echo_server -- --addr [::1]:9000
+//! cargo run --release --example echo_server -- --workers 1       # one thread
 //! ```
 //!
-//! One task per connection. Connects, disconnects and errors are reported on
+//! One task per connection, on as many worker threads as the machine has
+//! cores (`--workers N` to choose; `--workers 1` runs everything on the main
+//! thread, on the default runtime). The accept loop runs on the main thread
+//! and each connection's task on the less loaded of two workers; its socket
+//! follows it there at its first event. Connects, disconnects and errors are reported on
 //! stderr (`--quiet` keeps only errors). No client can stop the server: a
 //! reset, a half-close or a client that vanishes mid-write ends its own task
 //! with a message, and nothing else. When `accept` fails for want of file
@@ -43,14 +48,23 @@ pub(crate) struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(options) => options,
+    let (options, workers) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
-    match reveille::block_on(serve(options)) {
+    let runtime = if workers == 1 {
+        reveille::Runtime::new()
+    } else {
+        reveille::Builder::new().worker_threads(workers).build()
+    };
+    if !options.quiet {
+        eprintln!("echo_server: {workers} worker thread(s)");
+    }
+    let served = runtime.and_then(|runtime| runtime.block_on(serve(options)));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("echo_server: {error}");
@@ -59,15 +73,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let usage = "usage: echo_server [--addr ADDRESS] [--quiet]\n\
+/// The options, and how many worker threads to run.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Options, usize), String> {
+    let usage = "usage: echo_server [--addr ADDRESS] [--workers N] [--quiet]\n\
                  \n\
                  --addr ADDRESS   where to listen (default 127.0.0.1:7878)\n\
+                 --workers N      worker threads (default: one per core; 1: the main thread only)\n\
                  --quiet          report only errors, not each connect and disconnect";
     let mut options = Options {
         addr: DEFAULT_ADDR.to_owned(),
         quiet: false,
     };
+    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -75,12 +92,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     .next()
                     .ok_or_else(|| format!("--addr needs a value\n{usage}"))?
             }
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n: &usize| (1..=255).contains(&n))
+                    .ok_or_else(|| format!("--workers needs a number from 1 to 255\n{usage}"))?
+            }
             "--quiet" => options.quiet = true,
             "-h" | "--help" => return Err(usage.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{usage}")),
         }
     }
-    Ok(options)
+    Ok((options, workers))
 }
 
 pub(crate) async fn serve(options: Options) -> io::Result<()> {

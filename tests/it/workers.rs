@@ -326,3 +326,25 @@ fn block_on_from_several_threads_at_once() {
         assert_eq!(thread.join().unwrap(), i as u64);
     }
 }
+
+/// A task may drop the runtime it runs on (the last `Arc` of it): the drop
+/// cannot join the worker it runs on, nor the others, which wait for that
+/// one; it returns, and every worker stops once the task has.
+#[test]
+fn a_task_may_drop_its_own_runtime() {
+    let runtime = Arc::new(runtime(2));
+    let (done, finished) = mpsc::channel();
+    let inside = runtime.clone();
+    runtime.spawn(async move {
+        // The other `Arc` goes first, so this drop is the last.
+        while Arc::strong_count(&inside) > 1 {
+            util::yield_now().await;
+        }
+        drop(inside);
+        done.send(()).unwrap();
+    });
+    drop(runtime);
+    finished
+        .recv_timeout(PEER_TIMEOUT)
+        .expect("the task that dropped its runtime did not finish");
+}

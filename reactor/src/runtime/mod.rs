@@ -301,13 +301,15 @@ impl Drop for Runtime {
                 for worker in self.handle.workers.iter() {
                     worker.inject(Injected::Stop);
                 }
+                // Dropped by one of its own tasks: that worker cannot wait
+                // for itself, nor for the others, which wait for it to
+                // stop (`StopLatch`); they all stop once this task returns.
                 let me = std::thread::current().id();
+                if threads.iter().any(|thread| thread.thread().id() == me) {
+                    threads.clear();
+                }
                 for thread in threads.drain(..) {
-                    // Dropped by one of its own tasks: that worker cannot
-                    // wait for itself; it stops once this task returns.
-                    if thread.thread().id() != me {
-                        let _ = thread.join();
-                    }
+                    let _ = thread.join();
                 }
             }
         }
