@@ -3,6 +3,11 @@
 //! read, a write into a full buffer, a connect the peer never answers, a
 //! timer, another task; or nothing yet (spawned, never polled).
 //!
+//! Both for the default runtime and for one with four worker threads, whose
+//! registrations have moved between workers (connections accepted on one,
+//! served on others, churned by the hundred: afterwards every worker's
+//! registration table is empty again).
+//!
 //! Checked by counting this process's descriptors (`/proc/self/fd`) and
 //! threads (`/proc/self/task`) before the runtime exists and after it is
 //! gone. Both counts are process-wide and cargo runs the tests of one binary
@@ -20,7 +25,7 @@ use std::time::Duration;
 
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use reveille::net::{TcpListener, TcpStream};
-use reveille::Runtime;
+use reveille::{Builder, Runtime};
 use socket2::{Domain, Socket, Type};
 
 fn open_fds() -> usize {
@@ -51,10 +56,74 @@ fn full_listener() -> (Socket, StdStream, SocketAddr) {
 fn dropping_the_runtime_closes_every_socket_and_thread_it_made() {
     // Made before the counts: they belong to the test, not the runtime.
     let (_full, _filler, unanswered) = full_listener();
+    check(|| Runtime::new().unwrap(), unanswered);
+    let workers = || Builder::new().worker_threads(4).build().unwrap();
+    churn(&workers());
+    check(workers, unanswered);
+}
+
+/// Connections accepted on `block_on`'s thread (worker 0's registrations)
+/// and served by tasks placed on every worker (so most registrations move),
+/// opened and closed by the hundred: no registration is left behind.
+fn churn(runtime: &Runtime) {
+    const CONNECTIONS: usize = 400;
+    runtime.block_on(async {
+        let listener = util::listener().await;
+        let addr = listener.local_addr().unwrap();
+        let clients = std::thread::spawn(move || {
+            for i in 0..CONNECTIONS {
+                let mut stream = StdStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(util::PEER_TIMEOUT)).unwrap();
+                std::io::Write::write_all(&mut stream, &[i as u8; 32]).unwrap();
+                let mut echoed = [0u8; 32];
+                std::io::Read::read_exact(&mut stream, &mut echoed).unwrap();
+                assert_eq!(echoed, [i as u8; 32]);
+            }
+        });
+        let mut handlers = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (stream, _) = listener.accept().await.unwrap();
+            handlers.push(reveille::spawn(async move {
+                let mut buffer = [0u8; 64];
+                loop {
+                    let n = (&stream).read(&mut buffer).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    (&stream).write_all(&buffer[..n]).await.unwrap();
+                }
+            }));
+        }
+        for handler in handlers {
+            handler.await.unwrap();
+        }
+        clients.join().unwrap();
+    });
+    let metrics = runtime.metrics();
+    let moved: u64 = metrics
+        .workers()
+        .iter()
+        .map(|w| w.moved_registrations)
+        .sum();
+    let left: usize = metrics.workers().iter().map(|w| w.registrations).sum();
+    eprintln!("churn: {moved} of {CONNECTIONS} registrations moved");
+    assert!(
+        moved >= (CONNECTIONS / 2) as u64,
+        "only {moved} moved: the test proves little"
+    );
+    assert_eq!(
+        left, 0,
+        "registrations left behind after every connection closed"
+    );
+}
+
+/// Makes a runtime with `make`, gives it every kind of waiting task, drops
+/// it, and counts what it left.
+fn check(make: impl Fn() -> Runtime, unanswered: SocketAddr) {
     let fds_before = open_fds();
     let threads_before = threads();
 
-    let runtime = Arc::new(Runtime::new().unwrap());
+    let runtime = Arc::new(make());
     let outside = runtime.block_on(async {
         // An accept that waits.
         let listener = util::listener().await;
@@ -110,7 +179,8 @@ fn dropping_the_runtime_closes_every_socket_and_thread_it_made() {
     };
     drop(other_thread.join().unwrap());
 
-    // epoll + its registry's duplicate + eventfd, 2 listeners, 9 streams.
+    // Per worker: epoll, its registry's duplicate, eventfd; 2 listeners,
+    // 9 streams.
     let held = open_fds() - fds_before;
     eprintln!("the runtime holds {held} descriptors");
     assert!(
