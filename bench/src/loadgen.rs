@@ -12,6 +12,10 @@
 //!   other connection does `pingpong`; only the ping-pong messages are
 //!   counted, and their latency is what the mode measures: whether a server
 //!   lets one busy connection starve the others.
+//! * `skewed`: `--bulk K` of the connections (every (N/K)-th: 0, N/K, ...)
+//!   stream 64 KiB writes as `bulk` does, the others do `pingpong`; only the
+//!   ping-pong messages are counted: the load is uneven across connections,
+//!   which a server with several workers has to spread.
 //! * `idle`: opens N connections (source addresses spread over 127.0.0.x),
 //!   does one verified round trip on each, then holds them.
 //!
@@ -43,6 +47,9 @@ pub enum Mode {
     Bulk,
     /// Connection 0 bulk, the others ping-pong (counted).
     Flood,
+    /// `bulk` connections spread among the others stream, the others
+    /// ping-pong (counted).
+    Skewed,
     /// Connections held open.
     Idle,
 }
@@ -53,6 +60,10 @@ impl Options {
         match self.mode {
             Mode::Bulk => true,
             Mode::Flood => id == 0,
+            Mode::Skewed => {
+                let stride = (self.connections / self.bulk.max(1)).max(1) as u64;
+                self.bulk > 0 && id % stride == 0 && id / stride < self.bulk as u64
+            }
             Mode::PingPong | Mode::Idle => false,
         }
     }
@@ -79,6 +90,8 @@ pub struct Options {
     pub messages: Option<u64>,
     /// Exit right after the result instead of waiting for stdin.
     pub no_wait: bool,
+    /// Streaming connections of `skewed` mode.
+    pub bulk: usize,
 }
 
 /// Write size in bulk mode.
@@ -108,6 +121,8 @@ pub struct Report {
     pub messages: u64,
     /// Bytes echoed in the counted window.
     pub bytes: u64,
+    /// Of those, bytes echoed on streaming connections.
+    pub bulk_bytes: u64,
     /// Length of the counted window.
     pub seconds: f64,
     /// Message latencies in the counted window, nanoseconds.
@@ -129,13 +144,16 @@ pub fn run(options: Options) {
     let report = drive(&options);
     let p = |q: f64| report.latency.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "result messages={} bytes={} seconds={:.6} p50_us={:.1} p99_us={:.1} p999_us={:.1}",
+        "result messages={} bytes={} bulk_bytes={} seconds={:.6} p50_us={:.1} p99_us={:.1} \
+         p999_us={:.1} max_us={:.1}",
         report.messages,
         report.bytes,
+        report.bulk_bytes,
         report.seconds,
         p(0.5),
         p(0.99),
-        p(0.999)
+        p(0.999),
+        report.latency.max() as f64 / 1000.0
     );
     let _ = io::stdout().flush();
     if !options.no_wait {
@@ -197,6 +215,7 @@ fn drive(options: &Options) -> Report {
     let mut queued_total = 0u64;
     let mut counted_messages = 0u64;
     let mut counted_bytes = 0u64;
+    let mut counted_bulk_bytes = 0u64;
     let mut window_start = start;
     let mut window_end = None;
 
@@ -215,7 +234,7 @@ fn drive(options: &Options) -> Report {
             // readable for hundreds of its reads in a row.
             let window = match options.mode {
                 Mode::Flood => FLOOD_WINDOW,
-                _ => BULK_WINDOW,
+                Mode::Bulk | Mode::Skewed | Mode::PingPong | Mode::Idle => BULK_WINDOW,
             };
             while c.target - c.received < window {
                 c.target += BULK_WRITE as u64;
@@ -299,6 +318,9 @@ fn drive(options: &Options) -> Report {
                     let counting = warm && !stopping;
                     if counting {
                         counted_bytes += n as u64;
+                        if options.is_bulk(c.id) {
+                            counted_bulk_bytes += n as u64;
+                        }
                     }
                     if !options.is_bulk(c.id) {
                         let done = c.received / size - before / size;
@@ -327,6 +349,7 @@ fn drive(options: &Options) -> Report {
     Report {
         messages: counted_messages,
         bytes: counted_bytes,
+        bulk_bytes: counted_bulk_bytes,
         seconds: window_end.duration_since(window_start).as_secs_f64(),
         latency,
     }

@@ -6,6 +6,7 @@
 //! loadgen --addr 127.0.0.1:7878 --mode pingpong --connections 1 --messages 20000 --no-wait
 //! loadgen --addr 127.0.0.1:7878 --mode bulk --connections 1 --duration 2
 //! loadgen --addr 127.0.0.1:7878 --mode flood --connections 2 --duration 2
+//! loadgen --addr 127.0.0.1:7878 --mode skewed --connections 64 --bulk 8 --duration 2
 //! loadgen --addr 127.0.0.1:7878 --mode idle --connections 10000
 //! ```
 
@@ -24,6 +25,7 @@ fn main() {
         duration: Duration::from_secs(2),
         messages: None,
         no_wait: false,
+        bulk: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -42,6 +44,7 @@ fn main() {
                     "pingpong" => Mode::PingPong,
                     "bulk" => Mode::Bulk,
                     "flood" => Mode::Flood,
+                    "skewed" => Mode::Skewed,
                     "idle" => Mode::Idle,
                     _ => bad("mode"),
                 }
@@ -52,11 +55,15 @@ fn main() {
             "--warmup" => options.warmup = seconds(&value).unwrap_or_else(|| bad("seconds")),
             "--duration" => options.duration = seconds(&value).unwrap_or_else(|| bad("seconds")),
             "--messages" => options.messages = Some(value.parse().unwrap_or_else(|_| bad("count"))),
+            "--bulk" => options.bulk = value.parse().unwrap_or_else(|_| bad("count")),
             _ => usage(&format!("unknown argument {arg:?}")),
         }
     }
     if options.size == 0 || options.depth == 0 || options.connections == 0 {
         usage("size, depth and connections must be positive");
+    }
+    if options.mode == Mode::Skewed && (options.bulk == 0 || options.bulk >= options.connections) {
+        usage("skewed needs --bulk K with 0 < K < connections: some connections must ping-pong");
     }
     // A counted run ends with its ping-pong messages; bulk has none, and
     // would stream for ever.
@@ -75,8 +82,8 @@ fn seconds(text: &str) -> Option<Duration> {
 
 fn usage(message: &str) -> ! {
     eprintln!(
-        "loadgen: {message}\nusage: loadgen [--addr A] [--mode pingpong|bulk|flood|idle] \
-         [--connections N] [--size BYTES] [--depth N] [--warmup S] [--duration S] \
+        "loadgen: {message}\nusage: loadgen [--addr A] [--mode pingpong|bulk|flood|skewed|idle] \
+         [--connections N] [--size BYTES] [--depth N] [--bulk K] [--warmup S] [--duration S] \
          [--messages N] [--no-wait]"
     );
     std::process::exit(2)
