@@ -7,6 +7,7 @@
 //! cachegrind, get a normal exit), prints `listening on ADDRESS` on stdout
 //! once it accepts, and serves each connection with the same logic: a 4 KiB
 //! buffer, `TCP_NODELAY`, read, then write all of what was read, until EOF.
+//! The servers with worker threads take a few more ([`ThreadedArgs`]).
 
 pub mod loadgen;
 pub mod pattern;
@@ -32,29 +33,113 @@ impl ServerArgs {
     /// Parses `--addr` and `--exit-after` from the process arguments; exits
     /// with a usage message on anything else.
     pub fn from_env() -> ServerArgs {
-        let mut parsed = ServerArgs {
-            addr: "127.0.0.1:7878".to_owned(),
-            exit_after: 0,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let value = args.next();
-            match (arg.as_str(), value) {
-                ("--addr", Some(v)) => parsed.addr = v,
-                ("--exit-after", Some(v)) => {
-                    parsed.exit_after = v.parse().unwrap_or_else(|_| usage())
-                }
-                _ => usage(),
-            }
-        }
-        parsed
+        parse(std::env::args().skip(1), |_, _| false)
     }
 }
 
+/// What a server with worker threads is told: [`ServerArgs`], and
+///
+/// * `--workers N`: worker threads (default 2);
+/// * `--reuseport`: one listener per worker sharing the port with
+///   `SO_REUSEPORT` (reveille only);
+/// * `--stall`: a connection that opens with [`STALL_MAGIC`] blocks its
+///   thread for [`STALL`] on every read after that, for the stuck-worker
+///   workload (`runner::threads`).
+#[derive(Debug, Clone)]
+pub struct ThreadedArgs {
+    /// `--addr` and `--exit-after`.
+    pub server: ServerArgs,
+    /// Worker threads.
+    pub workers: usize,
+    /// One `SO_REUSEPORT` listener per worker.
+    pub reuseport: bool,
+    /// Honour [`STALL_MAGIC`].
+    pub stall: bool,
+}
+
+impl ThreadedArgs {
+    /// Parses the process arguments; exits with a usage message on anything
+    /// it does not know, and on `--reuseport` unless `reuseport` says the
+    /// server has that mode.
+    pub fn from_env(reuseport: bool) -> ThreadedArgs {
+        let mut workers = 2;
+        let mut with_reuseport = false;
+        let mut stall = false;
+        let server = parse(std::env::args().skip(1), |arg, args| match arg {
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n >= 1)
+                    .unwrap_or_else(|| usage());
+                true
+            }
+            "--reuseport" if reuseport => {
+                with_reuseport = true;
+                true
+            }
+            "--stall" => {
+                stall = true;
+                true
+            }
+            _ => false,
+        });
+        ThreadedArgs {
+            server,
+            workers,
+            reuseport: with_reuseport,
+            stall,
+        }
+    }
+}
+
+/// Parses `--addr` and `--exit-after`, handing any other argument to
+/// `extra`, which takes its value from the iterator if it has one and says
+/// whether it knew the argument.
+fn parse(
+    mut args: impl Iterator<Item = String>,
+    mut extra: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> bool,
+) -> ServerArgs {
+    let mut parsed = ServerArgs {
+        addr: "127.0.0.1:7878".to_owned(),
+        exit_after: 0,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => parsed.addr = args.next().unwrap_or_else(|| usage()),
+            "--exit-after" => {
+                parsed.exit_after = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            other => {
+                if !extra(other, &mut args) {
+                    usage()
+                }
+            }
+        }
+    }
+    parsed
+}
+
 fn usage() -> ! {
-    eprintln!("usage: <server> [--addr ADDRESS] [--exit-after CONNECTIONS]");
+    eprintln!(
+        "usage: <server> [--addr ADDRESS] [--exit-after CONNECTIONS]\n       \
+         <threaded server> [--addr ADDRESS] [--exit-after CONNECTIONS] [--workers N] \
+         [--reuseport] [--stall]"
+    );
     std::process::exit(2)
 }
+
+/// What the stuck-worker workload's stalling connection sends first. Its
+/// length alone tells it from the load generator's connections, whose first
+/// read is a whole message of another size (and of other bytes).
+pub const STALL_MAGIC: &[u8; 16] = b"reveille-stall!\n";
+
+/// How long a `--stall` server blocks its thread on each read of the
+/// stalling connection.
+pub const STALL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Tells the runner the server is accepting.
 pub fn announce(addr: SocketAddr) {

@@ -1,4 +1,5 @@
-//! Echo server on tokio's `multi_thread` runtime.
+//! Echo server on tokio's `multi_thread` runtime, with `--workers N` worker
+//! threads (default 2).
 fn main() {
-    bench::servers::tokio::run(bench::ServerArgs::from_env(), true);
+    bench::servers::tokio::run_multi_thread(bench::ThreadedArgs::from_env(false));
 }

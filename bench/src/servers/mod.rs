@@ -4,4 +4,5 @@ pub mod async_io;
 pub mod floor;
 pub mod mio_loop;
 pub mod reveille;
+pub mod reveille_mt;
 pub mod tokio;

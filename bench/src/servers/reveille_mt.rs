@@ -1,0 +1,210 @@
+//! reveille with worker threads (`Builder::worker_threads`), in two modes:
+//!
+//! * placement (the default): one listener, its accept loop in `block_on`
+//!   on the main thread (not a worker), and `reveille::spawn` per
+//!   connection, which puts the task on the less loaded of two workers
+//!   picked at random; the socket moves to that worker at its first event.
+//! * `--reuseport`: one listener per worker, all bound to one port with
+//!   `SO_REUSEPORT` so the kernel spreads the connections (by a hash of
+//!   their addresses), each listener created on its worker and its accept
+//!   loop spawned there with `Runtime::spawn_on`, which also spawns that
+//!   listener's connections on the same worker: no connection, task or
+//!   socket ever crosses workers.
+//!
+//! Each line on standard input asks for the runtime's metrics: the server
+//! answers with one line, `metrics` followed by `tasks=A/B/.. polls=..
+//! moved=.. busy_ms=..`, one value per worker (the runner reads where the
+//! tasks went).
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use reveille::net::{TcpListener, TcpSocket, TcpStream};
+use reveille::Runtime;
+
+use crate::{announce, ExitAfter, ThreadedArgs, BUFFER_SIZE, STALL, STALL_MAGIC};
+
+/// Serves until `--exit-after` says stop.
+pub fn run(args: ThreadedArgs) {
+    let runtime = reveille::Builder::new()
+        .worker_threads(args.workers)
+        .build()
+        .expect("runtime");
+    // The runtime lives as long as the process (which ends in
+    // `process::exit`): leaked, so that the accept loops of `--reuseport`
+    // can call `spawn_on` on it from its own workers.
+    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
+    std::thread::spawn(move || answer_metrics(runtime));
+    if args.reuseport {
+        serve_reuseport(runtime, args);
+    } else {
+        serve_placed(runtime, args);
+    }
+}
+
+fn serve_placed(runtime: &Runtime, args: ThreadedArgs) {
+    let stall = args.stall;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(args.server.addr.as_str())
+            .await
+            .expect("bind");
+        announce(listener.local_addr().unwrap());
+        let exit = Arc::new(ExitAfter::new(args.server.exit_after));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let exit = exit.clone();
+                    reveille::spawn(async move {
+                        let _ = if stall {
+                            echo_or_stall(stream).await
+                        } else {
+                            echo(stream).await
+                        };
+                        exit.closed();
+                    });
+                }
+                Err(error) => eprintln!("accept: {error}"),
+            }
+        }
+    })
+}
+
+fn serve_reuseport(runtime: &'static Runtime, args: ThreadedArgs) {
+    let addr: SocketAddr = args.server.addr.parse().expect("--addr: a socket address");
+    // Bound here, so that the first one settles the port (`--addr` may say
+    // port 0) before the others bind it; each listens on its own worker,
+    // which registers it with that worker's reactor.
+    let mut port = addr.port();
+    let sockets: Vec<TcpSocket> = (0..runtime.workers())
+        .map(|_| {
+            let socket = TcpSocket::new_v4().expect("socket");
+            socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+            socket.set_reuseport(true).expect("SO_REUSEPORT");
+            socket.bind(SocketAddr::new(addr.ip(), port)).expect("bind");
+            port = socket.local_addr().expect("local address").port();
+            socket
+        })
+        .collect();
+    let exit = Arc::new(ExitAfter::new(args.server.exit_after));
+    let stall = args.stall;
+    runtime.block_on(async move {
+        let listening: Vec<_> = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(worker, socket)| runtime.spawn_on(worker, async move { socket.listen(1024) }))
+            .collect();
+        let mut listeners = Vec::new();
+        for handle in listening {
+            listeners.push(handle.await.expect("listen task").expect("listen"));
+        }
+        // Announced once every listener is in the port's group: until then
+        // the kernel gives the connections to those that are.
+        announce(SocketAddr::new(addr.ip(), port));
+        let loops: Vec<_> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(worker, listener)| {
+                let exit = exit.clone();
+                runtime.spawn_on(worker, accept_on(runtime, worker, listener, exit, stall))
+            })
+            .collect();
+        for handle in loops {
+            let _ = handle.await;
+        }
+    })
+}
+
+/// The accept loop of worker `worker`'s listener: each connection's task
+/// goes on the same worker.
+async fn accept_on(
+    runtime: &'static Runtime,
+    worker: usize,
+    listener: TcpListener,
+    exit: Arc<ExitAfter>,
+    stall: bool,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let exit = exit.clone();
+                runtime.spawn_on(worker, async move {
+                    let _ = if stall {
+                        echo_or_stall(stream).await
+                    } else {
+                        echo(stream).await
+                    };
+                    exit.closed();
+                });
+            }
+            Err(error) => eprintln!("accept: {error}"),
+        }
+    }
+}
+
+/// Answers each line on standard input with the runtime's metrics, one
+/// value per worker.
+fn answer_metrics(runtime: &Runtime) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let metrics = runtime.metrics();
+        let workers = metrics.workers();
+        let join = |f: &dyn Fn(&reveille::runtime::WorkerMetrics) -> String| {
+            workers.iter().map(f).collect::<Vec<_>>().join("/")
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "metrics tasks={} polls={} moved={} busy_ms={}",
+            join(&|w| w.tasks_alive.to_string()),
+            join(&|w| w.polls.to_string()),
+            join(&|w| w.moved_registrations.to_string()),
+            join(&|w| w
+                .busy_time
+                .map_or_else(|| "-".to_owned(), |t| t.as_millis().to_string())),
+        );
+        let _ = out.flush();
+    }
+}
+
+async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buffer = [0u8; BUFFER_SIZE];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buffer[..n]).await?;
+    }
+}
+
+/// [`echo`], except on a connection that opens with [`STALL_MAGIC`]: that
+/// one's handler blocks its worker thread for [`STALL`] before it echoes
+/// each read (`--stall`). reveille has no way yet to take a stuck worker's
+/// other tasks elsewhere: they wait.
+async fn echo_or_stall(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buffer = [0u8; BUFFER_SIZE];
+    let stalls = {
+        let n = stream.read(&mut buffer).await?;
+        stream.write_all(&buffer[..n]).await?;
+        buffer[..n] == STALL_MAGIC[..]
+    };
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if stalls {
+            std::thread::sleep(STALL);
+        }
+        stream.write_all(&buffer[..n]).await?;
+    }
+}
