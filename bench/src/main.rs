@@ -6,6 +6,8 @@
 //! bench all [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]
 //! bench quick            # one round, short windows, no counters
 //! bench soak [--secs 60]  # the reveille server under steady load, watched for leaks
+//! bench skewed [--rounds N] [--duration SECONDS]   # uneven load on two workers
+//! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
 //! ```
 
 use std::path::PathBuf;
@@ -17,15 +19,19 @@ use bench::runner::counters::{
 };
 use bench::runner::procs::have;
 use bench::runner::report::Results;
+use bench::runner::threads::{skewed_only, stuck_only, ThreadedResults};
 use bench::runner::workloads::{
     idle_rss_per_connection, measure, ServerKind, Timing, BULK, FLOOD, FLOOR, MESSAGE_WORKLOADS,
-    REVEILLE_UNBUDGETED, SERVERS,
+    REVEILLE_2W_REUSEPORT, REVEILLE_UNBUDGETED, SERVERS, THREADED_SERVERS,
 };
 
 struct Options {
     rounds: usize,
     duration: f64,
     warmup: f64,
+    /// The counted window of the stuck-worker runs, which stall once a
+    /// second: longer than the others, to hold several stalls.
+    stuck_duration: f64,
     idle: usize,
     counters: bool,
     out: PathBuf,
@@ -54,6 +60,29 @@ fn main() {
         println!("{}", bench::runner::fairness::fairness(rounds, timing));
         return;
     }
+    if let Some(which @ ("skewed" | "stuck")) = command.as_deref() {
+        let (mut rounds, mut duration) = (3, if which == "stuck" { 5.0 } else { 2.0 });
+        while let Some(arg) = args.next() {
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--rounds" => rounds = value.parse().unwrap_or_else(|_| usage()),
+                "--duration" => duration = value.parse().unwrap_or_else(|_| usage()),
+                _ => usage(),
+            }
+        }
+        build_siblings();
+        bench::loadgen::raise_fd_limit();
+        let timing = Timing::Timed {
+            warmup: 0.5,
+            duration,
+        };
+        if which == "skewed" {
+            println!("{}", skewed_only(rounds, timing));
+        } else {
+            println!("{}", stuck_only(rounds, timing));
+        }
+        return;
+    }
     if command.as_deref() == Some("soak") {
         let secs = match (args.next().as_deref(), args.next()) {
             (None, _) => 60.0,
@@ -69,6 +98,7 @@ fn main() {
             rounds: 3,
             duration: 2.0,
             warmup: 0.5,
+            stuck_duration: 5.0,
             idle: 10_000,
             counters: true,
             out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
@@ -77,6 +107,7 @@ fn main() {
             rounds: 1,
             duration: 0.5,
             warmup: 0.2,
+            stuck_duration: 2.0,
             idle: 1000,
             counters: false,
             out: std::env::temp_dir().join("reveille-bench"),
@@ -111,13 +142,32 @@ fn main() {
 
 /// `bench count [SERVER...]`: instructions and syscalls per message of
 /// each message workload, and RSS per idle connection, for every compared
-/// server or for those named (e.g. `reveille "tokio ct"`): the quick loop
-/// for working on the hot path. `floor` names the floor of a futures design
-/// (`bench::servers::floor`), counted only when named.
+/// server (those on one core, then `"reveille 2w"` and `"tokio mt 2w"`) or
+/// for those named (e.g. `reveille "tokio ct"`): the quick loop for working
+/// on the hot path. `floor` names the floor of a futures design
+/// (`bench::servers::floor`) and `"reveille 2w reuseport"` the two-worker
+/// server with a listener per worker, counted only when named.
 fn count(names: &[String]) {
+    let known: Vec<&str> = SERVERS
+        .iter()
+        .chain(&THREADED_SERVERS)
+        .chain([&FLOOR, &REVEILLE_2W_REUSEPORT])
+        .map(|s| s.name)
+        .collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        eprintln!("bench count: no server {unknown:?}; the servers: {known:?}");
+        std::process::exit(2);
+    }
     let named = |s: &&ServerKind| names.iter().any(|n| n == s.name);
-    let servers = SERVERS.iter().filter(|s| names.is_empty() || named(s));
-    for server in servers.chain(std::iter::once(&FLOOR).filter(named)) {
+    let servers = SERVERS
+        .iter()
+        .chain(&THREADED_SERVERS)
+        .filter(|s| names.is_empty() || named(s));
+    let servers: Vec<&ServerKind> = servers
+        .chain([&FLOOR, &REVEILLE_2W_REUSEPORT].into_iter().filter(named))
+        .collect();
+    let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for server in servers {
         for workload in &MESSAGE_WORKLOADS {
             let instructions = instructions_per_message(*server, workload, 20_000);
             let syscalls = syscalls_per_message(*server, workload);
@@ -127,7 +177,7 @@ fn count(names: &[String]) {
                 .map(|(n, c)| format!("{n} {c:.2}"))
                 .collect();
             println!(
-                "{:>9} | {:<24} | {instructions:>7.1} instructions | {:.2} syscalls ({})",
+                "{:>width$} | {:<24} | {instructions:>7.1} instructions | {:.2} syscalls ({})",
                 server.name,
                 workload.name,
                 syscalls.per_message,
@@ -136,7 +186,7 @@ fn count(names: &[String]) {
         }
         let rss = idle_rss_per_connection(*server, COUNT_IDLE);
         println!(
-            "{:>9} | {COUNT_IDLE} idle connections  | {rss:>7.0} bytes of RSS each",
+            "{:>width$} | {COUNT_IDLE} idle connections  | {rss:>7.0} bytes of RSS each",
             server.name
         );
     }
@@ -151,7 +201,8 @@ fn usage() -> ! {
         "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
          bench count [SERVER...]     # floor: the futures floor\n       \
          bench soak [--secs SECONDS]\n       \
-         bench fairness [--rounds N]"
+         bench fairness [--rounds N]\n       \
+         bench skewed|stuck [--rounds N] [--duration SECONDS]"
     );
     std::process::exit(2)
 }
@@ -224,6 +275,7 @@ fn run(options: &Options) -> Results {
         .collect();
     results.samples = vec![vec![Vec::new(); SERVERS.len()]; results.workloads.len()];
     results.idle_rss = vec![Vec::new(); SERVERS.len()];
+    let mut threaded = ThreadedResults::new();
 
     // Rounds outermost, servers rotated each round: drift on a shared machine
     // hits every server alike instead of whichever ran last.
@@ -263,12 +315,22 @@ fn run(options: &Options) -> Results {
             );
             results.idle_rss[s].push(idle_rss_per_connection(SERVERS[s], options.idle));
         }
+        threaded.run_round(
+            round,
+            options.rounds,
+            timing,
+            Timing::Timed {
+                warmup: options.warmup,
+                duration: options.stuck_duration,
+            },
+        );
     }
 
     results.instructions = vec![vec![None; SERVERS.len()]; results.workloads.len()];
     results.syscalls = vec![vec![None; SERVERS.len()]; results.workloads.len()];
     results.allocations = vec![None; results.workloads.len()];
     if !options.counters {
+        results.threaded = Some(threaded);
         return results;
     }
     if have("valgrind") {
@@ -302,6 +364,8 @@ fn run(options: &Options) -> Results {
         eprintln!("allocations: {}", workload.name);
         results.allocations[w] = Some(allocations_per_message(workload, timing));
     }
+    threaded.count();
+    results.threaded = Some(threaded);
     results
 }
 

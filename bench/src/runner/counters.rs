@@ -16,11 +16,14 @@ pub fn instructions_per_message(server: ServerKind, workload: &Workload, m: u64)
 }
 
 /// Total instructions of one server process that echoes `messages` messages
-/// of `workload` and then exits.
+/// of `workload` and then exits: of all its threads, which valgrind runs one
+/// at a time (and follows without being asked; only `--trace-children`,
+/// for processes it execs, is off by default).
 fn instructions(server: ServerKind, workload: &Workload, messages: u64) -> u64 {
     let connections = workload.connections.to_string();
-    let mut server = Server::start(
-        server.binary,
+    let cores = server.cores(1);
+    let mut server = server.start(
+        &cores,
         &[
             "valgrind",
             "--tool=cachegrind",
@@ -29,7 +32,11 @@ fn instructions(server: ServerKind, workload: &Workload, messages: u64) -> u64 {
         ],
         &["--exit-after", &connections],
     );
-    let load = Loadgen::start(server.addr, &workload.args(Timing::Counted(messages)));
+    let load = Loadgen::start_on(
+        &cores.loadgens[0],
+        server.addr,
+        &workload.args(Timing::Counted(messages)),
+    );
     load.finish();
     let status = server.child.wait().expect("wait for server");
     assert!(status.success(), "server under cachegrind failed: {status}");
@@ -78,7 +85,8 @@ pub struct Syscalls {
     pub by_name: Vec<(String, f64)>,
 }
 
-/// Counts the server's syscalls with `perf stat`, in the steady state of a
+/// Counts the server's syscalls (all its threads': `perf stat` follows them)
+/// with `perf stat`, in the steady state of a
 /// timed run: counting starts (`perf stat --control`) when the load
 /// generator says `warm` and stops when it says `stop`, and the counts are
 /// divided by the messages it echoed in between. Three such windows, each
@@ -127,8 +135,9 @@ fn syscall_window(server: ServerKind, workload: &Workload, timing: Timing) -> Sy
     );
     let out_arg = out.to_string_lossy().into_owned();
     let connections = workload.connections.to_string();
-    let mut server = Server::start(
-        server.binary,
+    let cores = server.cores(1);
+    let mut server = server.start(
+        &cores,
         &[
             "perf",
             "stat",
@@ -146,7 +155,7 @@ fn syscall_window(server: ServerKind, workload: &Workload, timing: Timing) -> Sy
         &["--exit-after", &connections],
     );
     let mut control = control;
-    let mut load = Loadgen::start(server.addr, &workload.args(timing));
+    let mut load = Loadgen::start_on(&cores.loadgens[0], server.addr, &workload.args(timing));
     load.expect_line("warm");
     control.send("enable");
     load.expect_line("stop");

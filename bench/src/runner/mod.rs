@@ -6,4 +6,5 @@ pub mod fairness;
 pub mod procs;
 pub mod report;
 pub mod soak;
+pub mod threads;
 pub mod workloads;

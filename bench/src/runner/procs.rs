@@ -1,5 +1,6 @@
 //! Child processes of a run: servers pinned to one core, the load generator
-//! to the other, and what `/proc` says about them.
+//! to the other (a server with worker threads gets a core per worker when
+//! the machine has them: [`Cores`]), and what `/proc` says about them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -11,6 +12,87 @@ use std::time::{Duration, Instant};
 pub const SERVER_CORE: &str = "0";
 /// The core the load generator runs on.
 pub const LOADGEN_CORE: &str = "1";
+
+/// Cores this process may use (its affinity mask), which the layouts below
+/// number from 0.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Where the processes of one run go: `taskset` CPU lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cores {
+    /// The server's.
+    pub server: String,
+    /// Each load generator's.
+    pub loadgens: Vec<String>,
+    /// Whether the server shares its cores with the load generators (too
+    /// few cores for both): then the scheduler places every thread.
+    pub shared: bool,
+}
+
+impl Cores {
+    /// In a few words, for a table cell: `server 0-3, load 4 5 6 7`, or
+    /// `all on 0-1` when they share.
+    pub fn short(&self) -> String {
+        if self.shared {
+            return format!("all on {}", self.server);
+        }
+        let mut loadgens = self.loadgens.clone();
+        loadgens.dedup();
+        format!("server {}, load {}", self.server, loadgens.join(" "))
+    }
+
+    /// The single-threaded servers' layout: the server on [`SERVER_CORE`],
+    /// one load generator on [`LOADGEN_CORE`].
+    pub fn pinned() -> Cores {
+        Cores {
+            server: SERVER_CORE.to_owned(),
+            loadgens: vec![LOADGEN_CORE.to_owned()],
+            shared: false,
+        }
+    }
+
+    /// A server with `workers` threads and `loadgens` load generators:
+    /// cores `0..workers` for the server and the next core for each load
+    /// generator when there are enough; else the server's cores still, and
+    /// the load generators share what is left; and with no core left over
+    /// (two workers on two cores), every process may run on every core, so
+    /// that the scheduler can share them out (pinning a load generator to
+    /// one of the server's cores would halve that worker's share of it).
+    pub fn spread(workers: usize, loadgens: usize) -> Cores {
+        let total = cores();
+        let loadgens = loadgens.max(1);
+        let list = |from: usize, to: usize| {
+            if to - from == 1 {
+                from.to_string()
+            } else {
+                format!("{from}-{}", to - 1)
+            }
+        };
+        if workers + loadgens <= total {
+            Cores {
+                server: list(0, workers),
+                loadgens: (workers..workers + loadgens)
+                    .map(|c| c.to_string())
+                    .collect(),
+                shared: false,
+            }
+        } else if workers < total {
+            Cores {
+                server: list(0, workers),
+                loadgens: vec![list(workers, total); loadgens],
+                shared: false,
+            }
+        } else {
+            Cores {
+                server: list(0, total),
+                loadgens: vec![list(0, total); loadgens],
+                shared: true,
+            }
+        }
+    }
+}
 
 /// Where the sibling binaries live: next to this one.
 pub fn bin_dir() -> PathBuf {
@@ -30,9 +112,14 @@ impl Server {
     /// Starts `binary` pinned to the server core, optionally under a wrapper
     /// command (valgrind), and waits for its `listening on` line.
     pub fn start(binary: &str, wrapper: &[&str], extra: &[&str]) -> Server {
+        Server::start_on(SERVER_CORE, binary, wrapper, extra)
+    }
+
+    /// [`Server::start`] on the cores of `cpus` (a `taskset` CPU list).
+    pub fn start_on(cpus: &str, binary: &str, wrapper: &[&str], extra: &[&str]) -> Server {
         let path = bin_dir().join(binary);
         let mut command = Command::new("taskset");
-        command.arg("-c").arg(SERVER_CORE);
+        command.arg("-c").arg(cpus);
         command.args(wrapper);
         command
             .arg(&path)
@@ -84,6 +171,17 @@ impl Server {
         rss_bytes(self.pid())
     }
 
+    /// Asks the reveille server with worker threads for its metrics: the
+    /// `metrics ...` line it answers with (see `servers::reveille_mt`).
+    pub fn metrics(&mut self) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "metrics").expect("ask for metrics");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("metrics line");
+        line.trim().to_owned()
+    }
+
     /// Asks the allocation-counting server for its count.
     pub fn allocations(&mut self) -> u64 {
         let stdin = self.stdin.as_mut().expect("stdin");
@@ -110,11 +208,17 @@ pub struct Loadgen {
 }
 
 impl Loadgen {
+    /// Starts the load generator on [`LOADGEN_CORE`].
     pub fn start(addr: SocketAddr, args: &[String]) -> Loadgen {
+        Loadgen::start_on(LOADGEN_CORE, addr, args)
+    }
+
+    /// [`Loadgen::start`] on the cores of `cpus` (a `taskset` CPU list).
+    pub fn start_on(cpus: &str, addr: SocketAddr, args: &[String]) -> Loadgen {
         let path = bin_dir().join("loadgen");
         let mut child = Command::new("taskset")
             .arg("-c")
-            .arg(LOADGEN_CORE)
+            .arg(cpus)
             .arg(&path)
             .arg("--addr")
             .arg(addr.to_string())
@@ -171,6 +275,37 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     utime + stime
+}
+
+/// How the worker threads of the servers with worker threads are named in
+/// `/proc` (which keeps 15 bytes of a name): reveille's `reveille-worker-N`,
+/// all alike there; tokio's default, `tokio-rt-worker`, and
+/// `tokio-runtime-worker` in older tokio.
+pub const WORKER_THREAD_NAMES: [&str; 3] =
+    ["reveille-worker", "tokio-rt-worker", "tokio-runtime-w"];
+
+/// Time on a CPU of each worker thread of process `pid` (a name in
+/// [`WORKER_THREAD_NAMES`]), by thread id: the first field of
+/// `/proc/PID/task/TID/schedstat`, in nanoseconds.
+pub fn worker_cpu_nanos(pid: u32) -> Vec<(u32, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut threads: Vec<(u32, u64)> = tasks
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            if !WORKER_THREAD_NAMES.iter().any(|n| comm.starts_with(n)) {
+                return None;
+            }
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let nanos = stat.split_whitespace().next()?.parse().ok()?;
+            Some((tid, nanos))
+        })
+        .collect();
+    threads.sort_unstable();
+    threads
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).

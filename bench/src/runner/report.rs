@@ -8,7 +8,7 @@ use super::workloads::{Sample, Workload, RAW_MIO, SERVERS, TOKIO_CT};
 /// Rows of a chart panel: a label, and one optional value per server.
 type ChartRows = Vec<(String, Vec<Option<f64>>)>;
 /// A table's rows: a label, and per server the values of each round.
-type TableRows = Vec<(String, Vec<Option<Vec<f64>>>)>;
+pub(super) type TableRows = Vec<(String, Vec<Option<Vec<f64>>>)>;
 
 /// Everything a run measured. Outer vectors follow the workload order,
 /// inner ones [`SERVERS`]; `Vec<f64>` cells hold one value per round.
@@ -26,6 +26,8 @@ pub struct Results {
     pub allocations: Vec<Option<f64>>,
     /// The flood workload on reveille with its task budget off, per round.
     pub unbudgeted_flood: Vec<Sample>,
+    /// The servers with worker threads, if they ran.
+    pub threaded: Option<super::threads::ThreadedResults>,
     pub notes: Vec<String>,
 }
 
@@ -38,13 +40,13 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// Half the range as a share of the median: the noise a round-to-round
 /// comparison must beat.
-fn spread(values: &[f64]) -> f64 {
+pub(super) fn spread(values: &[f64]) -> f64 {
     let max = values.iter().copied().fold(f64::MIN, f64::max);
     let min = values.iter().copied().fold(f64::MAX, f64::min);
     (max - min) / 2.0 / median(values)
 }
 
-fn human(value: f64) -> String {
+pub(super) fn human(value: f64) -> String {
     if value >= 1e6 {
         format!("{:.2}M", value / 1e6)
     } else if value >= 1e4 {
@@ -58,8 +60,9 @@ fn human(value: f64) -> String {
     }
 }
 
-/// One table: a row per workload, a column per server, each cell the median
-/// with its ratios to tokio `current_thread` and to the raw mio loop.
+/// One table of the single-threaded servers: a row per workload, a column
+/// per server, each cell the median with its ratios to tokio
+/// `current_thread` and to the raw mio loop.
 fn table(
     out: &mut String,
     title: &str,
@@ -67,13 +70,38 @@ fn table(
     rows: &[(String, Vec<Option<Vec<f64>>>)],
     show_spread: bool,
 ) {
+    let names: Vec<&str> = SERVERS.iter().map(|s| s.name).collect();
+    columns_table(
+        out,
+        title,
+        note,
+        &names,
+        &[(TOKIO_CT, "ct"), (RAW_MIO, "mio")],
+        rows,
+        show_spread,
+    );
+}
+
+/// One table: a row per workload, a column per name, each cell the median
+/// (with ± half the range of its values if `show_spread`), and for the
+/// columns that are not baselines its ratio to each baseline column, as
+/// `(0.91× label, ...)`.
+pub(super) fn columns_table(
+    out: &mut String,
+    title: &str,
+    note: &str,
+    names: &[&str],
+    baselines: &[(usize, &str)],
+    rows: &[(String, Vec<Option<Vec<f64>>>)],
+    show_spread: bool,
+) {
     let _ = writeln!(out, "\n### {title}\n\n{note}\n");
     let _ = write!(out, "| workload |");
-    for server in SERVERS {
-        let _ = write!(out, " {} |", server.name);
+    for name in names {
+        let _ = write!(out, " {name} |");
     }
     let _ = write!(out, "\n|---|");
-    for _ in SERVERS {
+    for _ in names {
         let _ = write!(out, "---|");
     }
     let _ = writeln!(out);
@@ -90,17 +118,16 @@ fn table(
             if show_spread && values.len() > 1 {
                 let _ = write!(out, " ±{:.0}%", spread(values) * 100.0);
             }
-            if i != TOKIO_CT && i != RAW_MIO {
+            if !baselines.iter().any(|(b, _)| *b == i) {
                 let ratio = |base: Option<f64>| match base {
                     Some(b) if b != 0.0 => format!("{:.2}", m / b),
                     _ => "–".to_owned(),
                 };
-                let _ = write!(
-                    out,
-                    " ({}× ct, {}× mio)",
-                    ratio(medians[TOKIO_CT]),
-                    ratio(medians[RAW_MIO])
-                );
+                let ratios: Vec<String> = baselines
+                    .iter()
+                    .map(|(b, label)| format!("{}× {label}", ratio(medians[*b])))
+                    .collect();
+                let _ = write!(out, " ({})", ratios.join(", "));
             }
             let _ = write!(out, " |");
         }
@@ -285,6 +312,9 @@ impl Results {
                 &row,
                 true,
             );
+        }
+        if let Some(threaded) = &self.threaded {
+            threaded.markdown(&mut out);
         }
         for note in &self.notes {
             let _ = writeln!(out, "\nNote: {note}");

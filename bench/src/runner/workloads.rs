@@ -1,36 +1,105 @@
 //! The servers and the workloads, and one measured run of a pair.
 
-use super::procs::{field, ticks_per_second, Loadgen, Server};
+use super::procs::{field, ticks_per_second, Cores, Loadgen, Server};
 
-/// A server under test: its display name and its binary.
+/// A server under test: its display name, its binary and how it runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerKind {
     pub name: &'static str,
     pub binary: &'static str,
+    /// `--workers N`, for the servers that take it.
+    pub workers: Option<usize>,
+    /// A core per worker ([`Cores::spread`]) rather than the server core
+    /// alone ([`Cores::pinned`]).
+    pub spread: bool,
+    /// Its other arguments.
+    pub args: &'static [&'static str],
 }
 
+impl ServerKind {
+    /// A server on one thread, pinned to the server core.
+    pub const fn single(name: &'static str, binary: &'static str) -> ServerKind {
+        ServerKind {
+            name,
+            binary,
+            workers: None,
+            spread: false,
+            args: &[],
+        }
+    }
+
+    /// A server with `workers` worker threads, a core for each when the
+    /// machine has them.
+    pub const fn threaded(
+        name: &'static str,
+        binary: &'static str,
+        workers: usize,
+        args: &'static [&'static str],
+    ) -> ServerKind {
+        ServerKind {
+            name,
+            binary,
+            workers: Some(workers),
+            spread: true,
+            args,
+        }
+    }
+
+    /// Where its processes go, with `loadgens` load generators.
+    pub fn cores(&self, loadgens: usize) -> Cores {
+        match (self.spread, self.workers) {
+            (true, Some(workers)) => Cores::spread(workers, loadgens),
+            _ => Cores::pinned(),
+        }
+    }
+
+    /// Starts it on `cores`, under `wrapper` (valgrind, perf) if not empty,
+    /// with `extra` arguments after its own.
+    pub fn start(&self, cores: &Cores, wrapper: &[&str], extra: &[&str]) -> Server {
+        let workers = self.workers.map(|n| n.to_string());
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(workers) = &workers {
+            args.extend(["--workers", workers.as_str()]);
+        }
+        args.extend(self.args);
+        args.extend(extra);
+        Server::start_on(&cores.server, self.binary, wrapper, &args)
+    }
+}
+
+/// The servers `bench all` compares on one core. tokio's `multi_thread`
+/// runtime would size itself to the process's affinity mask, one core: it
+/// is told so (`--workers 1`), and its two-worker run is in
+/// [`THREADED_SERVERS`].
 pub const SERVERS: [ServerKind; 5] = [
+    ServerKind::single("reveille", "echo-reveille"),
+    ServerKind::single("tokio ct", "echo-tokio-ct"),
     ServerKind {
-        name: "reveille",
-        binary: "echo-reveille",
+        workers: Some(1),
+        ..ServerKind::single("tokio mt 1w", "echo-tokio-mt")
     },
-    ServerKind {
-        name: "tokio ct",
-        binary: "echo-tokio-ct",
-    },
-    ServerKind {
-        name: "tokio mt",
-        binary: "echo-tokio-mt",
-    },
-    ServerKind {
-        name: "async-io",
-        binary: "echo-async-io",
-    },
-    ServerKind {
-        name: "raw mio",
-        binary: "echo-mio",
-    },
+    ServerKind::single("async-io", "echo-async-io"),
+    ServerKind::single("raw mio", "echo-mio"),
 ];
+
+/// reveille with two worker threads: one accept loop, each connection's
+/// task placed by the runtime (`reveille::spawn`).
+pub const REVEILLE_2W: ServerKind = ServerKind::threaded("reveille 2w", "echo-reveille-mt", 2, &[]);
+
+/// reveille with two worker threads, a `SO_REUSEPORT` listener on each.
+pub const REVEILLE_2W_REUSEPORT: ServerKind = ServerKind::threaded(
+    "reveille 2w reuseport",
+    "echo-reveille-mt",
+    2,
+    &["--reuseport"],
+);
+
+/// tokio's `multi_thread` runtime with two worker threads.
+pub const TOKIO_MT_2W: ServerKind = ServerKind::threaded("tokio mt 2w", "echo-tokio-mt", 2, &[]);
+
+/// The servers with worker threads that `bench all` compares on the
+/// message workloads; the second is the baseline of their ratios.
+pub const THREADED_SERVERS: [ServerKind; 2] = [REVEILLE_2W, TOKIO_MT_2W];
 
 /// Index of the baselines in [`SERVERS`].
 pub const TOKIO_CT: usize = 1;
@@ -44,6 +113,8 @@ pub struct Workload {
     pub connections: usize,
     pub size: usize,
     pub depth: usize,
+    /// Streaming connections among them (`skewed` mode).
+    pub bulk: usize,
     /// Report latency percentiles for this one.
     pub latency: bool,
 }
@@ -56,6 +127,7 @@ pub const MESSAGE_WORKLOADS: [Workload; 4] = [
         connections: 1,
         size: 64,
         depth: 1,
+        bulk: 0,
         latency: true,
     },
     Workload {
@@ -64,6 +136,7 @@ pub const MESSAGE_WORKLOADS: [Workload; 4] = [
         connections: 64,
         size: 64,
         depth: 1,
+        bulk: 0,
         latency: true,
     },
     Workload {
@@ -72,6 +145,7 @@ pub const MESSAGE_WORKLOADS: [Workload; 4] = [
         connections: 64,
         size: 64,
         depth: 16,
+        bulk: 0,
         latency: false,
     },
     Workload {
@@ -80,6 +154,7 @@ pub const MESSAGE_WORKLOADS: [Workload; 4] = [
         connections: 256,
         size: 4096,
         depth: 1,
+        bulk: 0,
         latency: false,
     },
 ];
@@ -91,6 +166,7 @@ pub const BULK: Workload = Workload {
     connections: 1,
     size: 65536,
     depth: 1,
+    bulk: 0,
     latency: false,
 };
 
@@ -102,22 +178,43 @@ pub const FLOOD: Workload = Workload {
     connections: 2,
     size: 64,
     depth: 1,
+    bulk: 0,
+    latency: true,
+};
+
+/// Uneven load for a server with several workers: 8 of 64 connections
+/// (0, 8, ..., 56) stream 64 KiB writes, the other 56 do ping-pong, whose
+/// rate and latency are counted.
+pub const SKEWED: Workload = Workload {
+    name: "8 bulk + 56 ping-pong 64 B",
+    mode: "skewed",
+    connections: 64,
+    size: 64,
+    depth: 1,
+    bulk: 8,
+    latency: true,
+};
+
+/// The stuck-worker workload's load: 64 ping-pong connections, beside one
+/// whose handler blocks its thread (`runner::threads::stuck`).
+pub const STUCK: Workload = Workload {
+    name: "64 ping-pong 64 B beside a handler blocking 0.5 s every 1 s",
+    mode: "pingpong",
+    connections: 64,
+    size: 64,
+    depth: 1,
+    bulk: 0,
     latency: true,
 };
 
 /// reveille with its per-task budget off: the control for [`FLOOD`].
-pub const REVEILLE_UNBUDGETED: ServerKind = ServerKind {
-    name: "reveille, no budget",
-    binary: "echo-reveille-unbudgeted",
-};
+pub const REVEILLE_UNBUDGETED: ServerKind =
+    ServerKind::single("reveille, no budget", "echo-reveille-unbudgeted");
 
 /// The floor of a futures-based design (`servers::floor`): not compared by
 /// `bench all`, counted by `bench count floor`, for the instruction target's
 /// sake.
-pub const FLOOR: ServerKind = ServerKind {
-    name: "floor",
-    binary: "echo-floor",
-};
+pub const FLOOR: ServerKind = ServerKind::single("floor", "echo-floor");
 
 impl Workload {
     /// The load generator's arguments, timed or counted.
@@ -132,6 +229,9 @@ impl Workload {
             "--depth".to_owned(),
             self.depth.to_string(),
         ];
+        if self.bulk > 0 {
+            args.extend(["--bulk".to_owned(), self.bulk.to_string()]);
+        }
         match timing {
             Timing::Timed { warmup, duration } => {
                 args.extend(["--warmup".to_owned(), warmup.to_string()]);
@@ -185,8 +285,9 @@ impl Sample {
 
 /// Runs `workload` against a fresh `server` and measures it.
 pub fn measure(server: ServerKind, workload: &Workload, timing: Timing) -> Sample {
-    let server = Server::start(server.binary, &[], &[]);
-    let mut load = Loadgen::start(server.addr, &workload.args(timing));
+    let cores = server.cores(1);
+    let server = server.start(&cores, &[], &[]);
+    let mut load = Loadgen::start_on(&cores.loadgens[0], server.addr, &workload.args(timing));
     load.expect_line("warm");
     let cpu_start = server.cpu_ticks();
     let result = load.expect_line("result");
@@ -218,10 +319,12 @@ pub fn measure(server: ServerKind, workload: &Workload, timing: Timing) -> Sampl
 /// Server RSS per idle connection: RSS after `connections` connections did
 /// one round trip each, minus RSS before, divided by the count.
 pub fn idle_rss_per_connection(server: ServerKind, connections: usize) -> f64 {
-    let server = Server::start(server.binary, &[], &[]);
+    let cores = server.cores(1);
+    let server = server.start(&cores, &[], &[]);
     // Let the runtime settle (lazy initialisation on first accept is part of
     // the per-server fixed cost, so one warm connection first).
-    let mut warm = Loadgen::start(
+    let mut warm = Loadgen::start_on(
+        &cores.loadgens[0],
         server.addr,
         &[
             "--mode".into(),
@@ -233,7 +336,8 @@ pub fn idle_rss_per_connection(server: ServerKind, connections: usize) -> f64 {
     warm.expect_line("idle");
     warm.finish();
     let before = server.rss_bytes();
-    let mut load = Loadgen::start(
+    let mut load = Loadgen::start_on(
+        &cores.loadgens[0],
         server.addr,
         &[
             "--mode".into(),
