@@ -8,6 +8,7 @@
 //! bench soak [--secs 60]  # the reveille server under steady load, watched for leaks
 //! bench skewed [--rounds N] [--duration SECONDS]   # uneven load on two workers
 //! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
+//! bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]
 //! ```
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use bench::runner::counters::{
 };
 use bench::runner::procs::have;
 use bench::runner::report::Results;
+use bench::runner::scale::{scale, ScaleOptions};
 use bench::runner::threads::{skewed_only, stuck_only, ThreadedResults};
 use bench::runner::workloads::{
     idle_rss_per_connection, measure, ServerKind, Timing, BULK, FLOOD, FLOOR, MESSAGE_WORKLOADS,
@@ -81,6 +83,45 @@ fn main() {
         } else {
             println!("{}", stuck_only(rounds, timing));
         }
+        return;
+    }
+    if command.as_deref() == Some("scale") {
+        let mut options = ScaleOptions {
+            rounds: 3,
+            timing: Timing::Timed {
+                warmup: 0.5,
+                duration: 2.0,
+            },
+            instructions: have("valgrind"),
+            max_workers: bench::runner::procs::cores(),
+        };
+        while let Some(arg) = args.next() {
+            if arg == "--no-instructions" {
+                options.instructions = false;
+                continue;
+            }
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+                "--duration" => {
+                    options.timing = Timing::Timed {
+                        warmup: 0.5,
+                        duration: value.parse().unwrap_or_else(|_| usage()),
+                    }
+                }
+                "--max-workers" => {
+                    options.max_workers = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=255).contains(n))
+                        .unwrap_or_else(|| usage())
+                }
+                _ => usage(),
+            }
+        }
+        build_siblings();
+        bench::loadgen::raise_fd_limit();
+        println!("{}", scale(options));
         return;
     }
     if command.as_deref() == Some("soak") {
@@ -202,7 +243,8 @@ fn usage() -> ! {
          bench count [SERVER...]     # floor: the futures floor\n       \
          bench soak [--secs SECONDS]\n       \
          bench fairness [--rounds N]\n       \
-         bench skewed|stuck [--rounds N] [--duration SECONDS]"
+         bench skewed|stuck [--rounds N] [--duration SECONDS]\n       \
+         bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]"
     );
     std::process::exit(2)
 }

@@ -5,6 +5,7 @@ pub mod counters;
 pub mod fairness;
 pub mod procs;
 pub mod report;
+pub mod scale;
 pub mod soak;
 pub mod threads;
 pub mod workloads;
