@@ -143,7 +143,8 @@ impl<T: AsFd> Async<T> {
     ///   is a regular file or a directory, which epoll does not watch.
     /// - `AlreadyExists` if this descriptor is already registered with this
     ///   runtime (by another `Async`, say): wrap each descriptor once.
-    /// - An error saying so if no reveille runtime runs on this thread.
+    /// - An error saying so if the thread runs no runtime and the
+    ///   process-wide one cannot start.
     ///
     /// In every case `io` is dropped and its blocking mode left as it was.
     ///

@@ -23,8 +23,10 @@ use super::table::WAKER_TOKEN;
 use super::{Executor, Tasks};
 use crate::coop;
 
-/// Checks that an [`Registered`] made on this thread now would find a runtime
-/// to register with: `Ok`, or the error [`Registered::new`] would return.
+/// Checks that a [`Registered`] made on this thread now would find a runtime
+/// to register with: this thread's, or the process-wide one, which this
+/// starts if it is not running yet; `Ok`, or the error
+/// [`Registered::new`] would return.
 ///
 /// For a socket type whose setup has an effect that cannot be undone before
 /// its registration: a connect reaches the peer, which accepts a connection
@@ -34,11 +36,8 @@ use crate::coop;
 /// # Examples
 ///
 /// ```
-/// // No runtime on this thread: an error that says so.
-/// assert!(reveille_reactor::ensure_runtime().is_err());
-/// reveille_reactor::block_on(async {
-///     assert!(reveille_reactor::ensure_runtime().is_ok());
-/// });
+/// // No runtime on this thread: the process-wide one serves.
+/// assert!(reveille_reactor::ensure_runtime().is_ok());
 /// ```
 pub fn ensure_runtime() -> io::Result<()> {
     Tasks::current_driver().map(drop)
@@ -132,8 +131,8 @@ impl<T: mio::event::Source + AsRawFd> Registered<T> {
     ///
     /// # Errors
     ///
-    /// If no reveille runtime runs on this thread, if it has shut down, or if
-    /// `epoll_ctl` fails. `io` is dropped (closed) in that case.
+    /// If the runtime has shut down, if `epoll_ctl` fails, or if the thread
+    /// runs no runtime and the process-wide one cannot start. `io` is dropped (closed) in that case.
     pub fn new(io: T) -> io::Result<Registered<T>> {
         Registered::with_readiness(io, Ready::READABLE | Ready::WRITABLE)
     }
@@ -194,8 +193,8 @@ impl<T: mio::event::Source> Registered<T> {
     /// A timer on the runtime this source belongs to, whichever thread
     /// polls it: for deadlines on this source's operations, which must work
     /// wherever the source itself works (a [`sleep_until`](crate::sleep_until)
-    /// finds its runtime through the polling thread, and panics on a thread
-    /// that runs none).
+    /// finds its runtime through the polling thread, which may be another
+    /// runtime's).
     ///
     /// Once the runtime has shut down, the timer never completes (and never
     /// panics): poll it beside an operation on this source, which then

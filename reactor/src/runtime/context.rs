@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::blocking::Spawner;
 use crate::io::driver::{DriverHandle, Drivers};
+use crate::runtime::global;
 use crate::runtime::handle::Handle;
 use crate::runtime::scheduler::Runnable;
 use crate::runtime::scheduler::{Local, Shared};
@@ -147,14 +148,18 @@ fn with_worker_of<R>(shared: &Arc<Shared>, f: impl FnOnce(&Local) -> R) -> Optio
         .flatten()
 }
 
-/// Spawns onto this thread's runtime, or hands the future back if the
-/// thread has none.
-pub(crate) fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+/// Spawns onto this thread's runtime, or, on a thread that runs none, onto
+/// the process-wide one.
+///
+/// # Errors
+///
+/// If the thread runs no runtime and the process-wide one cannot start.
+pub(crate) fn spawn<F>(future: F) -> io::Result<JoinHandle<F::Output>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    CURRENT.with(|cell| match cell.borrow().as_ref() {
+    let spawned = CURRENT.with(|cell| match cell.borrow().as_ref() {
         Some(current) => {
             let from = current.index();
             let target = current.handle.place(from);
@@ -162,7 +167,11 @@ where
             Ok(current.handle.spawn_on(target, local, future))
         }
         None => Err(future),
-    })
+    });
+    match spawned {
+        Ok(join) => Ok(join),
+        Err(future) => Ok(global::runtime()?.spawn(future)),
+    }
 }
 
 /// Spawns onto the worker this thread runs, which the caller checked it
@@ -185,26 +194,26 @@ pub(crate) fn is_in(handle: &Arc<Handle>) -> bool {
     with_local(|current| Arc::ptr_eq(&current.handle, handle)) == Some(true)
 }
 
-/// The driver of this thread's worker (or a placed one), for timers.
+/// The driver of this thread's worker (or, off the workers, the first),
+/// for timers; the process-wide runtime's on a thread that runs none.
 pub(crate) fn driver() -> io::Result<Arc<DriverHandle>> {
-    with_local(|current| current.handle.drivers.get(current.home()).clone()).ok_or_else(no_runtime)
+    drivers().map(|(drivers, index)| drivers.get(index).clone())
 }
 
 /// The drivers of this thread's runtime, and the index of the one a new
-/// registration goes to.
+/// registration goes to; the process-wide runtime's on a thread that runs
+/// none.
 pub(crate) fn drivers() -> io::Result<(Arc<Drivers>, usize)> {
-    with_local(|current| (current.handle.drivers.clone(), current.home())).ok_or_else(no_runtime)
+    match with_local(|current| (current.handle.drivers.clone(), current.home())) {
+        Some(drivers) => Ok(drivers),
+        None => Ok((global::runtime()?.handle.drivers.clone(), 0)),
+    }
 }
 
-/// The blocking pool of this thread's runtime.
-pub(crate) fn blocking() -> Option<Spawner> {
-    with_local(|current| current.handle.blocking.clone())
-}
-
-/// The error for "this needs a runtime and the thread has none".
-pub(crate) fn no_runtime() -> io::Error {
-    io::Error::other(
-        "no reveille runtime on this thread: create sockets and timers \
-         inside `reveille::block_on` or a task spawned on a reveille runtime",
-    )
+/// The blocking pool of this thread's runtime, or of the process-wide one.
+pub(crate) fn blocking() -> io::Result<Spawner> {
+    match with_local(|current| current.handle.blocking.clone()) {
+        Some(spawner) => Ok(spawner),
+        None => Ok(global::runtime()?.blocking.spawner().clone()),
+    }
 }

@@ -16,6 +16,7 @@
 mod block_on;
 mod builder;
 pub(crate) mod context;
+mod global;
 mod handle;
 mod main_waker;
 mod metrics;
@@ -188,8 +189,7 @@ impl Runtime {
         F::Output: Send + 'static,
     {
         if context::is_in(&self.handle) {
-            return context::spawn(future)
-                .unwrap_or_else(|_| unreachable!("context checked above"));
+            return context::spawn(future).expect("this thread runs this runtime");
         }
         let target = self.handle.place(None);
         self.handle.spawn_on(target, None, future)
@@ -324,13 +324,23 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// Runs `future` to completion on a new single-worker runtime, and drops the
-/// runtime (cancelling the tasks it spawned) when `future` finishes.
+/// Runs `future` to completion on this thread, on the process-wide runtime:
+/// what it spawns runs on that runtime's worker thread, and what it
+/// registers is driven from there, during this call and after it.
+///
+/// The process-wide runtime starts with the first call (or the first
+/// socket, timer or spawn made on a thread that runs no runtime) and lives
+/// as long as the process: a listener bound in one `block_on` call accepts
+/// in the next, and a task it spawned and detached goes on running. For a
+/// runtime of your own, which the calling thread drives itself (tokio's
+/// `current_thread`) and which cancels its tasks when dropped, use
+/// [`Runtime::new`] and [`Runtime::block_on`].
 ///
 /// # Panics
 ///
-/// If the runtime cannot be created (no file descriptor left for its epoll
-/// instance), and in the cases of [`Runtime::block_on`].
+/// If the process-wide runtime cannot start (no file descriptor left for
+/// its epoll instance, or no thread), and if called from inside a runtime
+/// (`.await` the future instead).
 ///
 /// # Examples
 ///
@@ -339,8 +349,7 @@ impl fmt::Debug for Runtime {
 /// assert_eq!(sum, 3);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    let runtime = Runtime::new()
-        .unwrap_or_else(|error| panic!("reveille: could not create a runtime: {error}"));
+    let runtime = global::runtime().unwrap_or_else(|error| panic!("reveille: {error}"));
     runtime.block_on(future)
 }
 
