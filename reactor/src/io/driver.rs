@@ -25,7 +25,7 @@ use crate::io::Ready;
 use crate::sync;
 use crate::time::{TimerQueue, TimersGuard};
 
-mod relocate;
+pub(crate) mod relocate;
 
 pub(crate) use relocate::Drivers;
 
@@ -108,24 +108,6 @@ impl DriverHandle {
             return Err(error);
         }
         Ok(io)
-    }
-
-    /// Deregisters the source registered under `token` and vacates its slot.
-    /// Called before its fd is closed, so the kernel stops reporting it while
-    /// the number is still ours.
-    pub(crate) fn deregister(&self, token: mio::Token) {
-        // After shutdown no event will ever be read from this epoll instance
-        // (our registry's duplicate of its fd keeps it open, but the driver
-        // that polled it is gone) and the slot is already drained, so there
-        // is nothing to undo. During normal running a failure here can only
-        // mean the fd is not registered, so the error is deliberately dropped.
-        let fd = self.slab().fd(token);
-        if let Some(fd) = fd {
-            if !self.shut_down.load(Ordering::Acquire) {
-                let _ = self.registry.deregister(&mut SourceFd(&fd));
-            }
-        }
-        self.remove(token);
     }
 
     /// Vacates `token`'s slot. The source's state stays in the driver's

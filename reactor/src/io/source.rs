@@ -16,10 +16,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::driver::Drivers;
+use super::driver::{relocate, Drivers};
 use super::readiness::ScheduledIo;
 use super::ready::{Direction, Ready, ReadyEvent};
-use super::table::WAKER_TOKEN;
 use super::{Executor, Tasks};
 use crate::coop;
 
@@ -380,11 +379,8 @@ impl<T: mio::event::Source> Registered<T> {
     /// [`DriverHandle::deregister`]), and lets go of the wakers parked here
     /// (see [`ScheduledIo::release_waiters`]).
     fn deregister(&self) {
-        self.state.with_home(|token| {
-            if let Some(driver) = self.drivers.home_of(*token) {
-                driver.deregister(*token);
-                *token = WAKER_TOKEN;
-            }
+        relocate::leave(&self.state, |token| {
+            self.drivers.home_of(token).map(|driver| &**driver)
         });
         self.state.release_waiters();
     }
