@@ -261,13 +261,14 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// The driver of worker `worker` (0 for a runtime's only one).
-    pub(crate) fn new(event_capacity: usize, worker: usize) -> io::Result<Driver> {
+    /// The driver of worker `worker` (0 for a runtime's only one);
+    /// `movable` if its registrations may move to another worker's.
+    pub(crate) fn new(event_capacity: usize, worker: usize, movable: bool) -> io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(DriverHandle {
             registry: poll.registry().try_clone()?,
-            slab: Mutex::new(Slab::new(worker)),
+            slab: Mutex::new(Slab::new(worker, movable)),
             changed: AtomicBool::new(false),
             timers: TimerQueue::default(),
             waker,

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -113,7 +113,7 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// # Ok::<(), io::Error>(())
 /// ```
 #[doc(hidden)]
-pub struct Registered<T: mio::event::Source> {
+pub struct Registered<T: mio::event::Source + AsRawFd> {
     /// The drivers of its runtime: the one it is registered with now (the
     /// state's token names it), to deregister from, and for timers.
     drivers: Arc<Drivers>,
@@ -175,9 +175,7 @@ impl<T: mio::event::Source + AsRawFd> Registered<T> {
         let home = (self.drivers.clone(), self.worker());
         Registered::with_driver(home, io, Ready::READABLE | Ready::WRITABLE)
     }
-}
 
-impl<T: mio::event::Source> Registered<T> {
     /// The worker whose driver this source is registered with now (its
     /// first, once deregistered: any of them serves timers).
     fn worker(&self) -> usize {
@@ -362,7 +360,7 @@ impl<T: mio::event::Source> Registered<T> {
             .io
             .take()
             .expect("the source is present until into_inner");
-        self.deregister();
+        self.deregister(io.as_raw_fd());
         io
     }
 
@@ -378,8 +376,8 @@ impl<T: mio::event::Source> Registered<T> {
     /// Leaves the driver: must run before `io` is closed (see
     /// [`DriverHandle::deregister`]), and lets go of the wakers parked here
     /// (see [`ScheduledIo::release_waiters`]).
-    fn deregister(&self) {
-        relocate::leave(&self.state, |token| {
+    fn deregister(&self, fd: RawFd) {
+        relocate::leave(&self.state, fd, |token| {
             self.drivers.home_of(token).map(|driver| &**driver)
         });
         self.state.release_waiters();
@@ -410,18 +408,18 @@ impl<T: mio::event::Source> Registered<T> {
     }
 }
 
-impl<T: mio::event::Source> Drop for Registered<T> {
+impl<T: mio::event::Source + AsRawFd> Drop for Registered<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
         if let Some(io) = self.io.take() {
-            self.deregister();
+            self.deregister(io.as_raw_fd());
             drop(io);
         }
     }
 }
 
-impl<T: mio::event::Source + fmt::Debug> fmt::Debug for Registered<T> {
+impl<T: mio::event::Source + AsRawFd + fmt::Debug> fmt::Debug for Registered<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registered")
             .field("io", &self.io)
@@ -434,12 +432,12 @@ impl<T: mio::event::Source + fmt::Debug> fmt::Debug for Registered<T> {
 /// The future of [`Registered::ready`] (not part of the public API either).
 #[doc(hidden)]
 #[must_use = "futures do nothing unless polled"]
-pub struct ReadyFuture<'a, T: mio::event::Source> {
+pub struct ReadyFuture<'a, T: mio::event::Source + AsRawFd> {
     source: &'a Registered<T>,
     direction: Direction,
 }
 
-impl<T: mio::event::Source> Future for ReadyFuture<'_, T> {
+impl<T: mio::event::Source + AsRawFd> Future for ReadyFuture<'_, T> {
     type Output = io::Result<Ready>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
@@ -449,7 +447,7 @@ impl<T: mio::event::Source> Future for ReadyFuture<'_, T> {
     }
 }
 
-impl<T: mio::event::Source> fmt::Debug for ReadyFuture<'_, T> {
+impl<T: mio::event::Source + AsRawFd> fmt::Debug for ReadyFuture<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadyFuture")
             .field("direction", &self.direction)

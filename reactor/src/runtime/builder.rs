@@ -144,7 +144,7 @@ impl Builder {
     pub fn build(&self) -> io::Result<Runtime> {
         let workers = self.worker_threads.unwrap_or(1);
         let mut drivers = (0..workers)
-            .map(|index| Driver::new(self.event_capacity, index))
+            .map(|index| Driver::new(self.event_capacity, index, workers > 1))
             .collect::<io::Result<Vec<_>>>()?;
         let set = Drivers::new(drivers.iter().map(|d| d.handle().clone()).collect());
         for driver in &mut drivers {

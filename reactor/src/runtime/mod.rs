@@ -32,6 +32,7 @@ pub use spawn::{spawn, spawn_blocking, try_spawn_blocking};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::thread::JoinHandle as ThreadHandle;
@@ -150,6 +151,9 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         // Checked before the core is taken, so a misuse leaves it in place.
         context::assert_not_entered();
+        // Pinned here, once, for both ways of running it: moved into each,
+        // a large future would take its stack space twice in a debug build.
+        let future = pin!(future);
         let Flavor::CurrentThread(core) = &self.flavor else {
             return block_on::park_on(self.handle.clone(), future);
         };

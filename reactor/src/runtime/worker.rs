@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -169,13 +169,12 @@ impl<'a> CoreGuard<'a> {
     }
 
     /// Runs `future`, and every task, until `future` finishes.
-    pub(super) fn run<F: Future>(mut self, future: F) -> F::Output {
+    pub(super) fn run<F: Future>(mut self, mut future: Pin<&mut F>) -> F::Output {
         let shared = &self.runtime.handle.workers[0];
         let main = MainWaker::new(shared.clone());
         let waker = Waker::from(main.clone());
         self.coop_guard.set_main_waker(&waker);
         let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
         let worker = self
             .worker
             .as_mut()

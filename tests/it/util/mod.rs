@@ -68,14 +68,13 @@ pub fn run_for<F: Future>(limit: Duration, future: F) -> F::Output {
             Err(_) => panic!("test did not finish within {limit:?}"),
         }
     };
-    match test_workers() {
-        None => reveille::Runtime::new().expect("runtime").block_on(bounded),
-        Some(workers) => reveille::Builder::new()
-            .worker_threads(workers)
-            .build()
-            .expect("runtime")
-            .block_on(bounded),
-    }
+    // One `block_on` call site: a debug build gives each call site its own
+    // stack copy of the future, and some tests' futures are large.
+    let runtime = match test_workers() {
+        None => reveille::Runtime::new(),
+        Some(workers) => reveille::Builder::new().worker_threads(workers).build(),
+    };
+    runtime.expect("runtime").block_on(bounded)
 }
 
 /// [`run`] on the default runtime whatever `REVEILLE_TEST_WORKERS` says: for

@@ -199,19 +199,18 @@ pub(crate) fn move_registration<R: Registrar>(io: &Arc<ScheduledIo>, from: &R, t
     }
 }
 
-/// Deregisters `io` from the driver it is registered with now (`home_of`
-/// its token), before its descriptor is closed, and records that it has
-/// left: under the same lock as a move, so that neither acts on a
-/// registration the other changed.
+/// Deregisters `io`, whose descriptor is `fd`, from the driver it is
+/// registered with now (`home_of` its token), before the descriptor is
+/// closed, and records that it has left: under the same lock as a move, so
+/// that neither acts on a registration the other changed.
 pub(crate) fn leave<'a, R: Registrar + 'a>(
     io: &ScheduledIo,
+    fd: RawFd,
     home_of: impl FnOnce(mio::Token) -> Option<&'a R>,
 ) {
     io.with_home(|token| {
         if let Some(driver) = home_of(*token) {
-            if let Some(fd) = driver.fd(*token) {
-                driver.delete(fd);
-            }
+            driver.delete(fd);
             driver.vacate(*token);
             *token = WAKER_TOKEN;
         }

@@ -22,7 +22,7 @@ struct Model {
 impl Model {
     fn new(worker: usize) -> Model {
         Model {
-            slab: Mutex::new(Slab::new(worker)),
+            slab: Mutex::new(Slab::new(worker, true)),
             epoll: Mutex::new(Vec::new()),
         }
     }
@@ -89,7 +89,7 @@ fn loom_a_move_racing_the_owners_drop_leaves_nothing() {
             let (drivers, io) = (drivers.clone(), io.clone());
             thread::spawn(move || move_registration(&io, &drivers[0], &drivers[1]))
         };
-        leave(&io, |token| drivers.get(worker_of(token)));
+        leave(&io, 5, |token| drivers.get(worker_of(token)));
         mover.join().unwrap();
         assert_eq!(io.token(), WAKER_TOKEN);
         drivers[0].assert_empty("worker 0");
@@ -120,7 +120,7 @@ fn loom_two_moves_of_one_source_move_it_once() {
         assert_eq!(worker_of(token), 1);
         assert_eq!(drivers[1].fd(token), Some(5));
         drivers[0].assert_empty("worker 0");
-        leave(&io, |token| drivers.get(worker_of(token)));
+        leave(&io, 5, |token| drivers.get(worker_of(token)));
         drivers[1].assert_empty("worker 1");
     });
 }
