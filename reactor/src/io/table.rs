@@ -34,7 +34,7 @@ use crate::io::readiness::ScheduledIo;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!(
-    "reveille needs a 64-bit target: a token packs a 32-bit generation above a \
+    "reveille needs a 64-bit target: a token packs a worker index and a 24-bit generation above a \
      32-bit slot index in one usize"
 );
 

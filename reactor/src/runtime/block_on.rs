@@ -44,12 +44,15 @@ impl Drop for Exit {
 /// Runs `future` to completion on this thread, inside `handle`'s runtime
 /// (so that what it spawns and registers goes to the runtime's workers).
 pub(super) fn park_on<F: Future>(handle: Arc<Handle>, mut future: Pin<&mut F>) -> F::Output {
-    context::enter(Current {
+    // Not entered on a thread whose thread-locals are being destroyed: what
+    // the future makes then goes to the process-wide runtime, which is
+    // where `reveille::block_on` runs anyway.
+    let entered = context::enter(Current {
         handle,
         worker: None,
         local: Local::default(),
     });
-    let _exit = Exit;
+    let _exit = entered.then_some(Exit);
     let unparker = Arc::new(Unparker {
         thread: thread::current(),
         woken: AtomicBool::new(false),

@@ -169,7 +169,7 @@ impl Builder {
             return Ok(Runtime {
                 handle,
                 flavor: Flavor::CurrentThread(Mutex::new(Some(core))),
-                blocking,
+                blocking: Some(blocking),
             });
         };
         let stopped = Arc::new(StopLatch::new(workers));
@@ -194,7 +194,7 @@ impl Builder {
         let runtime = Runtime {
             handle,
             flavor: Flavor::Threads(threads),
-            blocking,
+            blocking: Some(blocking),
         };
         match failure {
             None => Ok(runtime),

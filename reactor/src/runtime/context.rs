@@ -54,36 +54,44 @@ impl Current {
 
     /// The worker whose driver a new registration or timer made on this
     /// thread goes to: this thread's, or (off the workers, inside
-    /// `block_on`) the first. Always the same one for a thread, so that a
-    /// descriptor wrapped twice by mistake meets its first registration in
-    /// one epoll instance, which refuses it (`EEXIST`). A socket moves to
+    /// `block_on`) the first. The same one for every registration a thread
+    /// makes, so that one thread's wrapping a descriptor twice by mistake
+    /// meets an epoll instance that refuses it (`EEXIST`). A socket moves to
     /// the worker whose task waits on it anyway.
     fn home(&self) -> usize {
         self.index().unwrap_or(0)
     }
 }
 
-/// Installs `current` as this thread's runtime.
+/// Installs `current` as this thread's runtime. Returns false, doing
+/// nothing, if the thread is past that: its thread-locals are being
+/// destroyed (a `block_on` in another thread-local's destructor), so that
+/// no later call could find the runtime here anyway.
 ///
 /// # Panics
 ///
 /// If the thread already runs a runtime: blocking inside a task would stall
 /// every other task of that runtime.
-pub(crate) fn enter(current: Current) {
-    CURRENT.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            nested_panic()
-        };
-        if slot.is_some() {
-            nested_panic()
-        }
-        *slot = Some(current);
-    });
+pub(crate) fn enter(current: Current) -> bool {
+    CURRENT
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                nested_panic()
+            };
+            if slot.is_some() {
+                nested_panic()
+            }
+            *slot = Some(current);
+        })
+        .is_ok()
 }
 
 /// Panics if this thread already runs a runtime. See [`enter`].
 pub(crate) fn assert_not_entered() {
-    let entered = CURRENT.with(|cell| cell.try_borrow().map_or(true, |slot| slot.is_some()));
+    let entered = CURRENT
+        .try_with(|cell| cell.try_borrow().map_or(true, |slot| slot.is_some()))
+        // Destroyed: this thread runs no runtime any more.
+        .unwrap_or(false);
     if entered {
         nested_panic()
     }
@@ -92,7 +100,8 @@ pub(crate) fn assert_not_entered() {
 fn nested_panic() -> ! {
     panic!(
         "cannot start a reveille runtime from inside another one: this thread \
-         is already running `block_on`; `.await` the future, or `spawn` it"
+         already runs one (inside `block_on`, or as a worker thread); `.await` \
+         the future, or `spawn` it"
     )
 }
 
@@ -104,9 +113,13 @@ pub(crate) fn exit() -> Local {
         .local
 }
 
-/// Runs `f` with this thread's runtime.
+/// Runs `f` with this thread's runtime; `None` if it runs none (or its
+/// thread-locals are being destroyed).
 pub(crate) fn with_local<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
-    CURRENT.with(|cell| cell.borrow().as_ref().map(f))
+    CURRENT
+        .try_with(|cell| cell.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
 }
 
 /// Queues `task` on this thread's worker if that worker belongs to
@@ -159,16 +172,21 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let spawned = CURRENT.with(|cell| match cell.borrow().as_ref() {
-        Some(current) => {
-            let from = current.index();
-            let target = current.handle.place(from);
-            let local = (from == Some(target)).then_some(&current.local);
-            Ok(current.handle.spawn_on(target, local, future))
-        }
-        None => Err(future),
+    let mut future = Some(future);
+    let spawned = CURRENT.try_with(|cell| {
+        let current = cell.borrow();
+        let current = current.as_ref()?;
+        let from = current.index();
+        let target = current.handle.place(from);
+        let local = (from == Some(target)).then_some(&current.local);
+        let future = future.take().expect("taken once");
+        Some(current.handle.spawn_on(target, local, future))
     });
-    match spawned {
+    match spawned
+        .ok()
+        .flatten()
+        .ok_or_else(|| future.take().expect("not taken"))
+    {
         Ok(join) => Ok(join),
         Err(future) => Ok(global::runtime()?.spawn(future)),
     }
@@ -214,6 +232,6 @@ pub(crate) fn drivers() -> io::Result<(Arc<Drivers>, usize)> {
 pub(crate) fn blocking() -> io::Result<Spawner> {
     match with_local(|current| current.handle.blocking.clone()) {
         Some(spawner) => Ok(spawner),
-        None => Ok(global::runtime()?.blocking.spawner().clone()),
+        None => Ok(global::runtime()?.pool().spawner().clone()),
     }
 }

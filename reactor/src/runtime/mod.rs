@@ -100,7 +100,9 @@ pub struct Runtime {
     /// the last, so that its drop (which waits for running jobs) comes after
     /// `Drop::drop` has dropped the tasks and after `flavor`: a blocking job
     /// waiting on something a task holds (a channel) is released first.
-    blocking: BlockingPool,
+    /// `None` only once a drop from inside one of the runtime's own tasks
+    /// has handed it to the thread that reaps the workers.
+    blocking: Option<BlockingPool>,
 }
 
 /// Who runs a runtime's workers. One per runtime, so the size of the
@@ -166,11 +168,17 @@ impl Runtime {
             );
         };
         let Core { local, worker } = core;
-        context::enter(Current {
+        let entered = context::enter(Current {
             handle: self.handle.clone(),
             worker: Some(self.handle.workers[0].clone()),
             local,
         });
+        // (The core is lost with the panic: the thread is exiting.)
+        assert!(
+            entered,
+            "Runtime::block_on called while this thread's thread-locals are being \
+             destroyed; use reveille::block_on, which needs none"
+        );
         // Puts the core back even if `future` panics, so the runtime stays
         // usable (and droppable) afterwards.
         CoreGuard::new(self, worker).run(future)
@@ -277,7 +285,14 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.blocking.spawner().spawn(f)
+        self.pool().spawner().spawn(f)
+    }
+
+    /// The blocking pool, there until the drop.
+    fn pool(&self) -> &BlockingPool {
+        self.blocking
+            .as_ref()
+            .expect("the blocking pool is there until the runtime drops")
     }
 
     /// A snapshot of what each worker has done: see [`WorkerMetrics`].
@@ -305,12 +320,33 @@ impl Drop for Runtime {
                 for worker in self.handle.workers.iter() {
                     worker.inject(Injected::Stop);
                 }
-                // Dropped by one of its own tasks: that worker cannot wait
-                // for itself, nor for the others, which wait for it to
-                // stop (`StopLatch`); they all stop once this task returns.
                 let me = std::thread::current().id();
                 if threads.iter().any(|thread| thread.thread().id() == me) {
-                    threads.clear();
+                    // Dropped by one of its own tasks: that worker cannot
+                    // wait for itself, nor for the others, which wait for
+                    // it to stop (`StopLatch`), and the blocking pool must
+                    // not shut down (waiting for its jobs) before the tasks
+                    // are cancelled (a job may wait on one). A thread of its
+                    // own joins the workers, once this task has returned,
+                    // then drops the pool.
+                    let threads = std::mem::take(threads);
+                    let pool = Arc::new(Mutex::new(self.blocking.take()));
+                    let reaped = pool.clone();
+                    let reaper = std::thread::Builder::new()
+                        .name("reveille-reaper".to_owned())
+                        .spawn(move || {
+                            for thread in threads {
+                                let _ = thread.join();
+                            }
+                            drop(reaped.lock().unwrap_or_else(|p| p.into_inner()).take());
+                        });
+                    if reaper.is_err() {
+                        // No thread to spare: the workers stop all the same,
+                        // and the pool is let go of without waiting for its
+                        // jobs (its threads exit once idle).
+                        std::mem::forget(pool.lock().unwrap_or_else(|p| p.into_inner()).take());
+                    }
+                    return;
                 }
                 for thread in threads.drain(..) {
                     let _ = thread.join();
