@@ -210,3 +210,32 @@ fn spawn_spawn_blocking_and_sleep_off_a_runtime_work() {
         assert!(!read.is_empty());
     });
 }
+
+/// reveille used from a thread-local's destructor, after the thread's own
+/// reveille state is gone, falls back to the process-wide runtime instead
+/// of aborting the process.
+#[test]
+fn spawn_and_block_on_work_in_a_thread_local_destructor() {
+    struct AtExit(std::sync::mpsc::Sender<(u32, u32)>);
+    impl Drop for AtExit {
+        fn drop(&mut self) {
+            let spawned = futures_executor::block_on(reveille::spawn(async { 6 })).unwrap();
+            let blocked = reveille::block_on(async { 7 });
+            let _ = self.0.send((spawned, blocked));
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Registered first, so destroyed last: after reveille's own
+        // thread-local, which the block_on below registers.
+        AT_EXIT.with(|slot| *slot.borrow_mut() = Some(AtExit(sender)));
+        let runtime = reveille::Runtime::new().unwrap();
+        runtime.block_on(async {});
+    })
+    .join()
+    .expect("the thread aborted or panicked");
+    assert_eq!(receiver.recv_timeout(util::PEER_TIMEOUT), Ok((6, 7)));
+}

@@ -164,6 +164,61 @@ fn halves_on_two_workers_do_not_pull_their_registration_back_and_forth() {
     );
 }
 
+/// A connection whose reader task finished on one worker, and whose
+/// writer then waits on another, moves to the writer: the finished
+/// reader's waker, left in its slot, does not hold it back.
+#[test]
+fn a_finished_readers_waker_does_not_keep_the_registration() {
+    let runtime = runtime(2);
+    let (stream, mut peer) = run_on(&runtime, util::pair_with_std());
+    util::small_buffers(&stream, 4096, 4096).unwrap();
+    let stream = Arc::new(stream);
+    // The reader, on worker 1: one request, then done. Its first event
+    // moves the registration from worker 0 (where `block_on`'s thread made
+    // it) to worker 1.
+    let (parked, reader_parked) = mpsc::channel();
+    let reader = {
+        let stream = stream.clone();
+        runtime.spawn_on(1, async move {
+            let mut request = [0u8; 4];
+            let mut reading = &*stream;
+            let mut read = std::pin::pin!(reading.read_exact(&mut request));
+            let mut parked = Some(parked);
+            std::future::poll_fn(|cx| {
+                let polled = read.as_mut().poll(cx);
+                if polled.is_pending() {
+                    // Waiting on the socket now: the request may come.
+                    parked.take().map(|parked| parked.send(()));
+                }
+                polled
+            })
+            .await
+            .unwrap();
+        })
+    };
+    reader_parked.recv_timeout(PEER_TIMEOUT).unwrap();
+    peer.write_all(b"GET!").unwrap();
+    run_on(&runtime, reader).unwrap();
+    // The writer, on worker 0: a response that fills the small buffers
+    // many times, so that it waits for room, woken by worker 1's events
+    // until the registration comes to it.
+    const RESPONSE: usize = 4 << 20;
+    let writer = runtime.spawn_on(0, async move {
+        (&*stream).write_all(&vec![7u8; RESPONSE]).await.unwrap();
+    });
+    let mut received = vec![0u8; RESPONSE];
+    peer.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+    peer.read_exact(&mut received).unwrap();
+    run_on(&runtime, writer).unwrap();
+    let moved: Vec<u64> = runtime
+        .metrics()
+        .workers()
+        .iter()
+        .map(|w| w.moved_registrations)
+        .collect();
+    assert_eq!(moved, [1, 1], "moves away from worker 0 and from worker 1");
+}
+
 /// With worker threads, spawned tasks run without anyone in `block_on`.
 #[test]
 fn tasks_run_without_block_on() {

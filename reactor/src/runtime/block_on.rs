@@ -52,7 +52,7 @@ pub(super) fn park_on<F: Future>(handle: Arc<Handle>, mut future: Pin<&mut F>) -
         worker: None,
         local: Local::default(),
     });
-    let _exit = entered.then_some(Exit);
+    let _exit = entered.then(|| Exit);
     let unparker = Arc::new(Unparker {
         thread: thread::current(),
         woken: AtomicBool::new(false),
