@@ -1,7 +1,10 @@
 //! reveille: an epoll reactor whose sockets you `.await`.
 //!
-//! A [`Runtime`] runs futures on one thread and wakes them when the kernel
-//! says their sockets are ready. The stream types ([`net::TcpStream`],
+//! A [`Runtime`] runs futures on one thread, or on a worker thread per core
+//! ([`Builder::worker_threads`]), and wakes them when the kernel says their
+//! sockets are ready; [`block_on`] runs on a process-wide one, which also
+//! drives sockets made on threads that run no runtime, so they work under
+//! any executor. The stream types ([`net::TcpStream`],
 //! [`net::UnixStream`], and [`net::Async`] over any descriptor) implement
 //! futures-io's [`AsyncRead`](io::AsyncRead) and
 //! [`AsyncWrite`](io::AsyncWrite), so a send that would block becomes a send

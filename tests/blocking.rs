@@ -13,7 +13,6 @@ mod util;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -214,22 +213,6 @@ fn runtime_spawn_blocking_works_from_another_thread_without_block_on() {
     // The job starts without a worker; the handle is awaited afterwards.
     eventually(TEST_TIMEOUT, "job finished", || handle.is_finished());
     assert_eq!(runtime.block_on(handle).unwrap(), 5);
-}
-
-#[test]
-fn spawn_blocking_outside_a_runtime_panics_with_advice() {
-    let _serial = serial();
-    let payload = catch_unwind(AssertUnwindSafe(|| spawn_blocking(|| ()))).unwrap_err();
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    assert!(
-        message.contains("outside a reveille runtime")
-            && message.contains("Runtime::spawn_blocking"),
-        "{message}"
-    );
 }
 
 /// With a bound of 3 and 8 jobs that all block, exactly 3 threads exist and

@@ -195,6 +195,14 @@ fn check(make: impl Fn() -> Runtime, unanswered: SocketAddr) {
         fds_before,
         "descriptors left open after the runtime dropped (it held {held})"
     );
+    // A joined thread can still be listed for a moment: `join` returns when
+    // the kernel clears the thread's id, a little before the thread leaves
+    // `/proc/self/task`. Nothing signals that last step, so the count is
+    // read again, for a bounded while, until it is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while threads() != threads_before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(
         threads(),
         threads_before,

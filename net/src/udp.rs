@@ -81,8 +81,7 @@ impl UdpSocket {
     ///
     /// A malformed address (`InvalidInput`, naming it), an address in use
     /// (`AddrInUse`), an address that is not this machine's
-    /// (`AddrNotAvailable`), no runtime on this thread, or no file descriptor
-    /// left.
+    /// (`AddrNotAvailable`), or no file descriptor left.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         each_addr(&addr, |addr| async move { UdpSocket::bind_one(addr) }).await
     }

@@ -8,7 +8,10 @@
 //! * An executor runs spawned tasks ([`spawn`], [`JoinHandle`]).
 //! * A blocking pool runs closures that would stall the reactor
 //!   ([`spawn_blocking`]), and [`fs`] is built on it.
-//! * A [`Runtime`] puts the two on one thread ([`block_on`]).
+//! * A [`Runtime`] puts the two on one thread (the one inside
+//!   [`Runtime::block_on`]), or on a worker thread each
+//!   ([`Builder::worker_threads`]); [`block_on`] uses a process-wide one,
+//!   which also serves threads that run no runtime.
 //! * Timers ([`sleep`], [`timeout`], [`interval`]) live in the driver.
 //!
 //! Most users want the `reveille` crate, which re-exports this API next to

@@ -191,13 +191,6 @@ fn one_descriptor_wrapped_twice_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn without_a_runtime_new_is_an_error() {
-    let (a, _b) = UnixStream::pair().unwrap();
-    let error = Async::new(a).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
-}
-
-#[test]
 fn into_inner_and_drop_restore_blocking_mode() {
     run(async {
         // Blocking before: blocking again after into_inner...

@@ -92,11 +92,3 @@ fn read_to_string_of_bytes_that_are_not_utf8_is_invalid_data() {
         assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error:?}");
     });
 }
-
-/// Outside a runtime there is no pool: an error that says so, not a panic.
-#[test]
-fn file_operations_without_a_runtime_are_an_error() {
-    let dir = TempDir::new("no-runtime");
-    let error = util::foreign_block_on(fs::read(dir.path().join("x"))).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
-}

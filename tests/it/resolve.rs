@@ -156,11 +156,3 @@ fn a_lookup_waits_on_the_pool_and_a_literal_does_not() {
         accepted.unwrap();
     });
 }
-
-/// A lookup needs a runtime's pool; polled where there is none, it is an
-/// error that says so, not a panic.
-#[test]
-fn a_lookup_without_a_runtime_is_an_error() {
-    let error = util::foreign_block_on(TcpStream::connect("localhost:80")).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
-}

@@ -50,14 +50,6 @@ fn options_round_trip_through_their_getters() {
 }
 
 #[test]
-fn a_socket_needs_no_runtime_until_it_listens() {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(v4([127, 0, 0, 1], 0)).unwrap();
-    let error = socket.listen(16).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
-}
-
-#[test]
 fn bind_before_connect_connects_from_the_bound_address() {
     run(async {
         let listener = listener().await;

@@ -6,17 +6,17 @@
 use crate::util;
 
 use std::future::Future;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use futures_util::future::{join, FutureExt};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use reveille::net::{TcpListener, TcpStream};
 use reveille::Runtime;
-use util::{pair, pattern, run, small_buffers, TEST_TIMEOUT};
+use util::{pair, pattern, run, small_buffers};
 use util::{yield_now, CountingWaker};
 
 /// A port on 127.0.0.1 where nothing listens: the kernel handed it to a
@@ -253,42 +253,6 @@ fn try_write_says_would_block_when_the_buffer_is_full_and_writable_wakes() {
         ready.unwrap();
         assert!(client.try_write(&chunk).unwrap() > 0);
     });
-}
-
-#[test]
-fn sockets_made_without_a_runtime_fail_with_an_error_that_says_so() {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = std_listener.local_addr().unwrap();
-
-    let std_client = std::net::TcpStream::connect(addr).unwrap();
-    let (mut std_server, _) = std_listener.accept().unwrap();
-    std_server.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
-    let error = TcpStream::from_std(std_client).unwrap_err();
-    assert_mentions_runtime(&error);
-    // The adopted socket was closed, not leaked: the peer reads EOF.
-    assert_eq!(std_server.read(&mut [0; 8]).unwrap(), 0);
-
-    // A connect polled outside any runtime answers at its first poll.
-    let error = TcpStream::connect(addr)
-        .now_or_never()
-        .expect("connect without a runtime waited instead of failing")
-        .unwrap_err();
-    assert_mentions_runtime(&error);
-
-    let error = TcpListener::bind("127.0.0.1:0")
-        .now_or_never()
-        .expect("bind without a runtime waited instead of failing")
-        .unwrap_err();
-    assert_mentions_runtime(&error);
-
-    // The same poll by hand, with a waker that does nothing.
-    let mut cx = Context::from_waker(Waker::noop());
-    let connect = pin!(TcpStream::connect(addr));
-    match connect.poll(&mut cx) {
-        Poll::Ready(Err(error)) => assert_mentions_runtime(&error),
-        Poll::Ready(Ok(_)) => panic!("connected without a runtime"),
-        Poll::Pending => panic!("connect without a runtime is pending: it would hang"),
-    }
 }
 
 #[test]

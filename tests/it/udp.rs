@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures_channel::oneshot;
 use reveille::net::UdpSocket;
-use util::{foreign_block_on, pattern, poll_once, run};
+use util::{pattern, poll_once, run};
 
 /// The loopback addresses to test on: 127.0.0.1, and [::1] if this machine
 /// has IPv6 (if not, the IPv6 part is skipped: see `util::skip`).
@@ -468,13 +468,4 @@ fn from_std_adopts_a_blocking_socket() {
         assert_eq!(&buf[..n], b"adopted");
         assert!(format!("{socket:?}").contains(&addr.to_string()));
     });
-}
-
-#[test]
-fn without_a_runtime_bind_says_so() {
-    let error = foreign_block_on(UdpSocket::bind("127.0.0.1:0")).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
-    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let error = UdpSocket::from_std(std_socket).unwrap_err();
-    assert!(error.to_string().contains("runtime"), "{error}");
 }

@@ -10,18 +10,16 @@
 
 use crate::util;
 
-use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::join;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use futures_util::StreamExt;
-use reveille::net::{UnixDatagram, UnixListener, UnixStream};
+use reveille::net::{UnixListener, UnixStream};
 use util::socket_path::SocketPath;
 use util::{assert_same_bytes, echo, pattern, poll_once, run, small_buffers, yield_now};
 
@@ -400,35 +398,6 @@ fn connect_waits_while_the_backlog_is_full() {
     });
 }
 
-/// The one wait in a Unix connect (a full backlog) runs on the runtime's
-/// timers. Polled on a thread that runs no runtime, it fails with an error
-/// that says so, rather than panicking as a bare `sleep` would.
-#[test]
-fn connect_into_a_full_backlog_off_the_runtime_is_an_error_not_a_panic() {
-    let runtime = reveille::Runtime::new().expect("runtime");
-    let path = SocketPath::new("backlog-off-runtime");
-    let (_listener, _first) = runtime.block_on(async {
-        let listener = UnixListener::bind_with_backlog(&path, 0).expect("bind");
-        let first = UnixStream::connect(&path).await.expect("first connect");
-        (listener, first)
-    });
-    // Outside `block_on`: this thread runs no runtime now.
-    let mut second = pin!(UnixStream::connect(&path));
-    let mut cx = Context::from_waker(Waker::noop());
-    match second.as_mut().poll(&mut cx) {
-        Poll::Ready(Err(error)) => {
-            let message = error.to_string();
-            assert!(message.contains("no reveille runtime"), "{message}");
-            assert!(
-                message.contains("backlog-off-runtime"),
-                "names the path: {message}"
-            );
-        }
-        Poll::Ready(Ok(_)) => panic!("connected past a full backlog"),
-        Poll::Pending => panic!("waits on a timer no runtime will ever fire"),
-    }
-}
-
 #[test]
 fn a_dropped_read_loses_nothing() {
     run(async {
@@ -460,24 +429,6 @@ fn from_std_adopts_a_connected_pair() {
             io::ErrorKind::WouldBlock
         );
     });
-}
-
-#[test]
-fn sockets_made_without_a_runtime_fail_with_an_error_that_says_so() {
-    let path = SocketPath::new("no-runtime");
-    for error in [
-        UnixStream::pair().map(drop).unwrap_err(),
-        UnixListener::bind(&path).map(drop).unwrap_err(),
-        UnixDatagram::unbound().map(drop).unwrap_err(),
-        UnixDatagram::bind(&path).map(drop).unwrap_err(),
-    ] {
-        assert!(
-            error.to_string().contains("runtime"),
-            "the error does not say a runtime is missing: {error}"
-        );
-        // A bind that failed leaves no file behind to block the next one.
-        assert!(!path.path().exists(), "a failed bind left its socket file");
-    }
 }
 
 /// Unix streams share the stream core, and with it TCP's read and write

@@ -16,6 +16,7 @@ use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use futures_util::FutureExt;
 use reveille::net::{TcpListener, TcpStream};
 use reveille::runtime::{Builder, Runtime, WorkerMetrics};
+use std::future::Future;
 use util::PEER_TIMEOUT;
 
 fn runtime(workers: usize) -> Runtime {
@@ -161,6 +162,61 @@ fn halves_on_two_workers_do_not_pull_their_registration_back_and_forth() {
         moved <= 2,
         "the registration moved {moved} times in {ROUNDS} round trips"
     );
+}
+
+/// A connection whose reader task finished on one worker, and whose
+/// writer then waits on another, moves to the writer: the finished
+/// reader's waker, left in its slot, does not hold it back.
+#[test]
+fn a_finished_readers_waker_does_not_keep_the_registration() {
+    let runtime = runtime(2);
+    let (stream, mut peer) = run_on(&runtime, util::pair_with_std());
+    util::small_buffers(&stream, 4096, 4096).unwrap();
+    let stream = Arc::new(stream);
+    // The reader, on worker 1: one request, then done. Its first event
+    // moves the registration from worker 0 (where `block_on`'s thread made
+    // it) to worker 1.
+    let (parked, reader_parked) = mpsc::channel();
+    let reader = {
+        let stream = stream.clone();
+        runtime.spawn_on(1, async move {
+            let mut request = [0u8; 4];
+            let mut reading = &*stream;
+            let mut read = std::pin::pin!(reading.read_exact(&mut request));
+            let mut parked = Some(parked);
+            std::future::poll_fn(|cx| {
+                let polled = read.as_mut().poll(cx);
+                if polled.is_pending() {
+                    // Waiting on the socket now: the request may come.
+                    parked.take().map(|parked| parked.send(()));
+                }
+                polled
+            })
+            .await
+            .unwrap();
+        })
+    };
+    reader_parked.recv_timeout(PEER_TIMEOUT).unwrap();
+    peer.write_all(b"GET!").unwrap();
+    run_on(&runtime, reader).unwrap();
+    // The writer, on worker 0: a response that fills the small buffers
+    // many times, so that it waits for room, woken by worker 1's events
+    // until the registration comes to it.
+    const RESPONSE: usize = 4 << 20;
+    let writer = runtime.spawn_on(0, async move {
+        (&*stream).write_all(&vec![7u8; RESPONSE]).await.unwrap();
+    });
+    let mut received = vec![0u8; RESPONSE];
+    peer.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
+    peer.read_exact(&mut received).unwrap();
+    run_on(&runtime, writer).unwrap();
+    let moved: Vec<u64> = runtime
+        .metrics()
+        .workers()
+        .iter()
+        .map(|w| w.moved_registrations)
+        .collect();
+    assert_eq!(moved, [1, 1], "moves away from worker 0 and from worker 1");
 }
 
 /// With worker threads, spawned tasks run without anyone in `block_on`.
@@ -329,10 +385,28 @@ fn block_on_from_several_threads_at_once() {
 
 /// A task may drop the runtime it runs on (the last `Arc` of it): the drop
 /// cannot join the worker it runs on, nor the others, which wait for that
-/// one; it returns, and every worker stops once the task has.
+/// one, nor shut the blocking pool down before the tasks are cancelled (a
+/// job may wait for one of them). It returns; the workers stop once the
+/// task has, the tasks are cancelled, and the pool's job is released.
 #[test]
 fn a_task_may_drop_its_own_runtime() {
     let runtime = Arc::new(runtime(2));
+    // A job that waits until a task lets go of its sender (by being
+    // cancelled), then says so.
+    let (sender, receiver) = mpsc::channel::<()>();
+    let (released, job_released) = mpsc::channel();
+    runtime.spawn_blocking(move || {
+        released.send("started").unwrap();
+        assert!(receiver.recv().is_err(), "nothing is ever sent");
+        released.send("released").unwrap();
+    });
+    // Running, so that the pool's shutdown waits for it (a job not started
+    // yet would be dropped instead).
+    assert_eq!(job_released.recv_timeout(PEER_TIMEOUT), Ok("started"));
+    runtime.spawn(async move {
+        let _sender = sender;
+        std::future::pending::<()>().await
+    });
     let (done, finished) = mpsc::channel();
     let inside = runtime.clone();
     runtime.spawn(async move {
@@ -347,4 +421,45 @@ fn a_task_may_drop_its_own_runtime() {
     finished
         .recv_timeout(PEER_TIMEOUT)
         .expect("the task that dropped its runtime did not finish");
+    assert_eq!(
+        job_released.recv_timeout(PEER_TIMEOUT),
+        Ok("released"),
+        "the task holding the job's sender was never cancelled"
+    );
+}
+
+/// A worker thread that unwinds (here: a foreign waker that panics when
+/// its socket's event comes) does not make the runtime's drop wait for it
+/// for ever.
+#[test]
+fn a_worker_that_unwinds_does_not_hang_the_drop() {
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("a waker that panics, on purpose (tests/it/workers.rs)");
+        }
+    }
+    let runtime = runtime(2);
+    // Registered with worker 0 (made on `block_on`'s thread).
+    let (a, b) = run_on(&runtime, util::pair());
+    let waker = std::task::Waker::from(Arc::new(Panics));
+    let mut buffer = [0u8; 8];
+    {
+        let mut reader = &a;
+        let mut read = std::pin::pin!(reader.read(&mut buffer));
+        let polled = read
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending());
+    }
+    run_on(&runtime, async { (&b).write_all(b"x").await.unwrap() });
+    let (dropped, drop_returned) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(runtime);
+        dropped.send(()).unwrap();
+    });
+    drop_returned
+        .recv_timeout(PEER_TIMEOUT)
+        .expect("the runtime's drop hung after a worker thread unwound");
+    drop((a, b));
 }

@@ -141,9 +141,12 @@ impl<T: AsFd> Async<T> {
     ///
     /// - `PermissionDenied`, with a message that says why, if the descriptor
     ///   is a regular file or a directory, which epoll does not watch.
-    /// - `AlreadyExists` if this descriptor is already registered with this
-    ///   runtime (by another `Async`, say): wrap each descriptor once.
-    /// - An error saying so if no reveille runtime runs on this thread.
+    /// - `AlreadyExists` if this descriptor is already registered with the
+    ///   reactor this one would join (by another `Async` made on the same
+    ///   thread, say): wrap each descriptor once. On a runtime with worker
+    ///   threads, two wraps made on different workers are not caught.
+    /// - An error saying so if the thread runs no runtime and the
+    ///   process-wide one cannot start.
     ///
     /// In every case `io` is dropped and its blocking mode left as it was.
     ///

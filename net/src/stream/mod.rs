@@ -23,7 +23,7 @@ pub(crate) use timeouts::IoTimeouts;
 use transfer::{recv, recv_vectored, send, send_vectored, total_len};
 
 /// A stream socket of one family, as mio gives it.
-pub(crate) trait StreamSocket: mio::event::Source + AsFd
+pub(crate) trait StreamSocket: mio::event::Source + AsFd + std::os::fd::AsRawFd
 where
     for<'a> &'a Self: Read,
 {

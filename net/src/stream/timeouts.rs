@@ -58,7 +58,7 @@ impl IoTimeouts {
     /// `Pending` into a `TimedOut` error if the direction has waited for its
     /// whole timeout.
     #[inline]
-    pub(crate) fn check<S: mio::event::Source, T>(
+    pub(crate) fn check<S: mio::event::Source + std::os::fd::AsRawFd, T>(
         &self,
         io: &Registered<S>,
         direction: Direction,
@@ -106,7 +106,7 @@ impl Clocks {
 
     /// Out of line: only streams with a timeout set come here.
     #[inline(never)]
-    fn check<S: mio::event::Source, T>(
+    fn check<S: mio::event::Source + std::os::fd::AsRawFd, T>(
         &self,
         io: &Registered<S>,
         direction: Direction,

@@ -62,8 +62,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// A malformed address (`InvalidInput`), a host name the resolver cannot
-    /// resolve, an address in use (`AddrInUse`), no runtime on this thread,
-    /// or no file descriptor left.
+    /// resolve, an address in use (`AddrInUse`), or no file descriptor left.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG).await
     }
@@ -94,7 +93,8 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// If no reveille runtime runs on this thread, or `epoll_ctl` fails.
+    /// If `epoll_ctl` fails, or the thread runs no runtime and the
+    /// process-wide one cannot start.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {

@@ -77,8 +77,9 @@ impl TcpStream {
     ///
     /// A malformed address (`InvalidInput`), a host name the resolver cannot
     /// resolve, or the last address's connect error (`ConnectionRefused`,
-    /// ...). Polled on a thread with no reveille runtime, an error saying so,
-    /// before any connect is sent: the peer never sees a connection.
+    /// ...). If the thread runs no runtime and the process-wide one cannot
+    /// start, an error saying so, before any connect is sent: the peer never
+    /// sees a connection.
     ///
     /// # Cancellation
     ///

@@ -61,8 +61,7 @@ impl UnixListener {
     /// if anything exists at `path` (a stale socket file included: remove it
     /// first), `NotFound` if its directory does not exist,
     /// `PermissionDenied`, `InvalidInput` for a path too long for a socket
-    /// address (108 bytes on Linux). Also an error if no runtime runs on this
-    /// thread.
+    /// address (108 bytes on Linux).
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         UnixListener::bind_with_backlog(path, DEFAULT_BACKLOG)
     }

@@ -25,7 +25,7 @@ use crate::io::Ready;
 use crate::sync;
 use crate::time::{TimerQueue, TimersGuard};
 
-mod relocate;
+pub(crate) mod relocate;
 
 pub(crate) use relocate::Drivers;
 
@@ -108,24 +108,6 @@ impl DriverHandle {
             return Err(error);
         }
         Ok(io)
-    }
-
-    /// Deregisters the source registered under `token` and vacates its slot.
-    /// Called before its fd is closed, so the kernel stops reporting it while
-    /// the number is still ours.
-    pub(crate) fn deregister(&self, token: mio::Token) {
-        // After shutdown no event will ever be read from this epoll instance
-        // (our registry's duplicate of its fd keeps it open, but the driver
-        // that polled it is gone) and the slot is already drained, so there
-        // is nothing to undo. During normal running a failure here can only
-        // mean the fd is not registered, so the error is deliberately dropped.
-        let fd = self.slab().fd(token);
-        if let Some(fd) = fd {
-            if !self.shut_down.load(Ordering::Acquire) {
-                let _ = self.registry.deregister(&mut SourceFd(&fd));
-            }
-        }
-        self.remove(token);
     }
 
     /// Vacates `token`'s slot. The source's state stays in the driver's
@@ -279,13 +261,14 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// The driver of worker `worker` (0 for a runtime's only one).
-    pub(crate) fn new(event_capacity: usize, worker: usize) -> io::Result<Driver> {
+    /// The driver of worker `worker` (0 for a runtime's only one);
+    /// `movable` if its registrations may move to another worker's.
+    pub(crate) fn new(event_capacity: usize, worker: usize, movable: bool) -> io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let handle = Arc::new(DriverHandle {
             registry: poll.registry().try_clone()?,
-            slab: Mutex::new(Slab::new(worker)),
+            slab: Mutex::new(Slab::new(worker, movable)),
             changed: AtomicBool::new(false),
             timers: TimerQueue::default(),
             waker,

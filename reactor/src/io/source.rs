@@ -11,20 +11,21 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::driver::Drivers;
+use super::driver::{relocate, Drivers};
 use super::readiness::ScheduledIo;
 use super::ready::{Direction, Ready, ReadyEvent};
-use super::table::WAKER_TOKEN;
 use super::{Executor, Tasks};
 use crate::coop;
 
-/// Checks that an [`Registered`] made on this thread now would find a runtime
-/// to register with: `Ok`, or the error [`Registered::new`] would return.
+/// Checks that a [`Registered`] made on this thread now would find a runtime
+/// to register with: this thread's, or the process-wide one, which this
+/// starts if it is not running yet; `Ok`, or the error
+/// [`Registered::new`] would return.
 ///
 /// For a socket type whose setup has an effect that cannot be undone before
 /// its registration: a connect reaches the peer, which accepts a connection
@@ -34,11 +35,8 @@ use crate::coop;
 /// # Examples
 ///
 /// ```
-/// // No runtime on this thread: an error that says so.
-/// assert!(reveille_reactor::ensure_runtime().is_err());
-/// reveille_reactor::block_on(async {
-///     assert!(reveille_reactor::ensure_runtime().is_ok());
-/// });
+/// // No runtime on this thread: the process-wide one serves.
+/// assert!(reveille_reactor::ensure_runtime().is_ok());
 /// ```
 pub fn ensure_runtime() -> io::Result<()> {
     Tasks::current_driver().map(drop)
@@ -115,7 +113,7 @@ pub fn ensure_runtime() -> io::Result<()> {
 /// # Ok::<(), io::Error>(())
 /// ```
 #[doc(hidden)]
-pub struct Registered<T: mio::event::Source> {
+pub struct Registered<T: mio::event::Source + AsRawFd> {
     /// The drivers of its runtime: the one it is registered with now (the
     /// state's token names it), to deregister from, and for timers.
     drivers: Arc<Drivers>,
@@ -132,8 +130,8 @@ impl<T: mio::event::Source + AsRawFd> Registered<T> {
     ///
     /// # Errors
     ///
-    /// If no reveille runtime runs on this thread, if it has shut down, or if
-    /// `epoll_ctl` fails. `io` is dropped (closed) in that case.
+    /// If the runtime has shut down, if `epoll_ctl` fails, or if the thread
+    /// runs no runtime and the process-wide one cannot start. `io` is dropped (closed) in that case.
     pub fn new(io: T) -> io::Result<Registered<T>> {
         Registered::with_readiness(io, Ready::READABLE | Ready::WRITABLE)
     }
@@ -177,9 +175,7 @@ impl<T: mio::event::Source + AsRawFd> Registered<T> {
         let home = (self.drivers.clone(), self.worker());
         Registered::with_driver(home, io, Ready::READABLE | Ready::WRITABLE)
     }
-}
 
-impl<T: mio::event::Source> Registered<T> {
     /// The worker whose driver this source is registered with now (its
     /// first, once deregistered: any of them serves timers).
     fn worker(&self) -> usize {
@@ -194,8 +190,8 @@ impl<T: mio::event::Source> Registered<T> {
     /// A timer on the runtime this source belongs to, whichever thread
     /// polls it: for deadlines on this source's operations, which must work
     /// wherever the source itself works (a [`sleep_until`](crate::sleep_until)
-    /// finds its runtime through the polling thread, and panics on a thread
-    /// that runs none).
+    /// finds its runtime through the polling thread, which may be another
+    /// runtime's).
     ///
     /// Once the runtime has shut down, the timer never completes (and never
     /// panics): poll it beside an operation on this source, which then
@@ -364,7 +360,7 @@ impl<T: mio::event::Source> Registered<T> {
             .io
             .take()
             .expect("the source is present until into_inner");
-        self.deregister();
+        self.deregister(io.as_raw_fd());
         io
     }
 
@@ -380,12 +376,9 @@ impl<T: mio::event::Source> Registered<T> {
     /// Leaves the driver: must run before `io` is closed (see
     /// [`DriverHandle::deregister`]), and lets go of the wakers parked here
     /// (see [`ScheduledIo::release_waiters`]).
-    fn deregister(&self) {
-        self.state.with_home(|token| {
-            if let Some(driver) = self.drivers.home_of(*token) {
-                driver.deregister(*token);
-                *token = WAKER_TOKEN;
-            }
+    fn deregister(&self, fd: RawFd) {
+        relocate::leave(&self.state, fd, |token| {
+            self.drivers.home_of(token).map(|driver| &**driver)
         });
         self.state.release_waiters();
     }
@@ -415,18 +408,18 @@ impl<T: mio::event::Source> Registered<T> {
     }
 }
 
-impl<T: mio::event::Source> Drop for Registered<T> {
+impl<T: mio::event::Source + AsRawFd> Drop for Registered<T> {
     fn drop(&mut self) {
         // Before `self.io` drops and closes the fd: a stale event for a
         // reused fd number must find no registration.
         if let Some(io) = self.io.take() {
-            self.deregister();
+            self.deregister(io.as_raw_fd());
             drop(io);
         }
     }
 }
 
-impl<T: mio::event::Source + fmt::Debug> fmt::Debug for Registered<T> {
+impl<T: mio::event::Source + AsRawFd + fmt::Debug> fmt::Debug for Registered<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registered")
             .field("io", &self.io)
@@ -439,12 +432,12 @@ impl<T: mio::event::Source + fmt::Debug> fmt::Debug for Registered<T> {
 /// The future of [`Registered::ready`] (not part of the public API either).
 #[doc(hidden)]
 #[must_use = "futures do nothing unless polled"]
-pub struct ReadyFuture<'a, T: mio::event::Source> {
+pub struct ReadyFuture<'a, T: mio::event::Source + AsRawFd> {
     source: &'a Registered<T>,
     direction: Direction,
 }
 
-impl<T: mio::event::Source> Future for ReadyFuture<'_, T> {
+impl<T: mio::event::Source + AsRawFd> Future for ReadyFuture<'_, T> {
     type Output = io::Result<Ready>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
@@ -454,7 +447,7 @@ impl<T: mio::event::Source> Future for ReadyFuture<'_, T> {
     }
 }
 
-impl<T: mio::event::Source> fmt::Debug for ReadyFuture<'_, T> {
+impl<T: mio::event::Source + AsRawFd> fmt::Debug for ReadyFuture<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadyFuture")
             .field("direction", &self.direction)

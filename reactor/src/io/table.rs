@@ -34,7 +34,7 @@ use crate::io::readiness::ScheduledIo;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!(
-    "reveille needs a 64-bit target: a token packs a 32-bit generation above a \
+    "reveille needs a 64-bit target: a token packs a worker index and a 24-bit generation above a \
      32-bit slot index in one usize"
 );
 
@@ -66,8 +66,10 @@ pub(crate) struct Slab {
     worker: u8,
     generations: Vec<u32>,
     /// Each live slot's descriptor, so that the driver can move a
-    /// registration to another worker's driver (`Driver::relocate`).
-    fds: Vec<RawFd>,
+    /// registration to another worker's driver (`relocate.rs`); kept only
+    /// by the drivers of a runtime with several workers (4 bytes a source
+    /// that a single worker does not pay).
+    fds: Option<Vec<RawFd>>,
     /// Indices of empty slots, reused last-in first-out so that a busy
     /// server keeps touching the same few cache lines.
     free: Vec<u32>,
@@ -91,11 +93,13 @@ pub(crate) enum Change {
 }
 
 impl Slab {
-    /// The slab of worker `worker`'s driver.
-    pub(crate) fn new(worker: usize) -> Slab {
+    /// The slab of worker `worker`'s driver; `movable` if its sources may
+    /// move to another worker's (it then keeps their descriptors).
+    pub(crate) fn new(worker: usize, movable: bool) -> Slab {
         assert!(worker < MAX_WORKERS, "at most {MAX_WORKERS} workers");
         Slab {
             worker: worker as u8,
+            fds: movable.then(Vec::new),
             ..Slab::default()
         }
     }
@@ -145,16 +149,20 @@ impl Slab {
                     return None;
                 }
                 self.generations.push(0);
-                self.fds.push(-1);
+                if let Some(fds) = &mut self.fds {
+                    fds.push(-1);
+                }
                 index
             }
         };
-        self.fds[index as usize] = fd;
+        if let Some(fds) = &mut self.fds {
+            fds[index as usize] = fd;
+        }
         Some((index, self.generations[index as usize]))
     }
 
     /// The descriptor registered under `token`, if the token is one of this
-    /// slab's and live.
+    /// slab's and live, and the slab keeps descriptors (`movable`).
     pub(crate) fn fd(&self, token: mio::Token) -> Option<RawFd> {
         let (index, generation) = split(token);
         if self.closed
@@ -163,7 +171,7 @@ impl Slab {
         {
             return None;
         }
-        Some(self.fds[index as usize])
+        Some(self.fds.as_ref()?[index as usize])
     }
 
     /// Vacates the slot of `token` and moves its generation on. Returns
@@ -177,7 +185,9 @@ impl Slab {
             return false;
         }
         self.generations[index as usize] = generation.wrapping_add(1) & GENERATION_MASK;
-        self.fds[index as usize] = -1;
+        if let Some(fds) = &mut self.fds {
+            fds[index as usize] = -1;
+        }
         self.free.push(index);
         self.pending.push(Change::Remove { index });
         true
@@ -377,8 +387,8 @@ mod tests {
 
     #[test]
     fn tokens_name_their_worker_and_a_moved_source_resolves_in_its_new_slab() {
-        let mut first = Slab::new(0);
-        let mut second = Slab::new(7);
+        let mut first = Slab::new(0, true);
+        let mut second = Slab::new(7, true);
         let mut table = Table::default();
         let (io, old) = first
             .insert(5, |token| ScheduledIo::new(Ready::EMPTY, token))
@@ -396,7 +406,7 @@ mod tests {
 
     #[test]
     fn generations_wrap_within_their_24_bits() {
-        let mut slab = Slab::new(3);
+        let mut slab = Slab::new(3, false);
         let first = insert(&mut slab);
         assert!(slab.remove(first));
         slab.generations[0] = GENERATION_MASK;

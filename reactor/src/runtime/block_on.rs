@@ -2,7 +2,7 @@
 //! the future and sleeps while it waits; the workers run everything else.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -43,20 +43,22 @@ impl Drop for Exit {
 
 /// Runs `future` to completion on this thread, inside `handle`'s runtime
 /// (so that what it spawns and registers goes to the runtime's workers).
-pub(super) fn park_on<F: Future>(handle: Arc<Handle>, future: F) -> F::Output {
-    context::enter(Current {
+pub(super) fn park_on<F: Future>(handle: Arc<Handle>, mut future: Pin<&mut F>) -> F::Output {
+    // Not entered on a thread whose thread-locals are being destroyed: what
+    // the future makes then goes to the process-wide runtime, which is
+    // where `reveille::block_on` runs anyway.
+    let entered = context::enter(Current {
         handle,
         worker: None,
         local: Local::default(),
     });
-    let _exit = Exit;
+    let _exit = entered.then(|| Exit);
     let unparker = Arc::new(Unparker {
         thread: thread::current(),
         woken: AtomicBool::new(false),
     });
     let waker = Waker::from(unparker.clone());
     let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
     loop {
         unparker.woken.store(false, Ordering::Release);
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {

@@ -29,6 +29,8 @@ pub struct Builder {
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
     worker_threads: Option<usize>,
+    /// The worker threads' names, before their index.
+    thread_name: &'static str,
 }
 
 impl Default for Builder {
@@ -47,7 +49,15 @@ impl Builder {
             max_blocking_threads: blocking::DEFAULT_MAX_THREADS,
             thread_keep_alive: blocking::DEFAULT_KEEP_ALIVE,
             worker_threads: None,
+            thread_name: "reveille-worker",
         }
+    }
+
+    /// Names the worker threads `{name}-{index}` (the process-wide runtime's
+    /// are `reveille-global-0`).
+    pub(crate) fn thread_name(&mut self, name: &'static str) -> &mut Builder {
+        self.thread_name = name;
+        self
     }
 
     /// Gives the runtime `workers` threads of its own (at least 1, at most
@@ -134,7 +144,7 @@ impl Builder {
     pub fn build(&self) -> io::Result<Runtime> {
         let workers = self.worker_threads.unwrap_or(1);
         let mut drivers = (0..workers)
-            .map(|index| Driver::new(self.event_capacity, index))
+            .map(|index| Driver::new(self.event_capacity, index, workers > 1))
             .collect::<io::Result<Vec<_>>>()?;
         let set = Drivers::new(drivers.iter().map(|d| d.handle().clone()).collect());
         for driver in &mut drivers {
@@ -159,7 +169,7 @@ impl Builder {
             return Ok(Runtime {
                 handle,
                 flavor: Flavor::CurrentThread(Mutex::new(Some(core))),
-                blocking,
+                blocking: Some(blocking),
             });
         };
         let stopped = Arc::new(StopLatch::new(workers));
@@ -168,7 +178,7 @@ impl Builder {
         for (index, core) in cores.enumerate() {
             let (handle, latch) = (handle.clone(), stopped.clone());
             let spawned = std::thread::Builder::new()
-                .name(format!("reveille-worker-{index}"))
+                .name(format!("{}-{index}", self.thread_name))
                 .spawn(move || worker::run_thread(handle, index, core, latch));
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -184,7 +194,7 @@ impl Builder {
         let runtime = Runtime {
             handle,
             flavor: Flavor::Threads(threads),
-            blocking,
+            blocking: Some(blocking),
         };
         match failure {
             None => Ok(runtime),

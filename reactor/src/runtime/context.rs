@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::blocking::Spawner;
 use crate::io::driver::{DriverHandle, Drivers};
+use crate::runtime::global;
 use crate::runtime::handle::Handle;
 use crate::runtime::scheduler::Runnable;
 use crate::runtime::scheduler::{Local, Shared};
@@ -53,36 +54,44 @@ impl Current {
 
     /// The worker whose driver a new registration or timer made on this
     /// thread goes to: this thread's, or (off the workers, inside
-    /// `block_on`) the first. Always the same one for a thread, so that a
-    /// descriptor wrapped twice by mistake meets its first registration in
-    /// one epoll instance, which refuses it (`EEXIST`). A socket moves to
+    /// `block_on`) the first. The same one for every registration a thread
+    /// makes, so that one thread's wrapping a descriptor twice by mistake
+    /// meets an epoll instance that refuses it (`EEXIST`). A socket moves to
     /// the worker whose task waits on it anyway.
     fn home(&self) -> usize {
         self.index().unwrap_or(0)
     }
 }
 
-/// Installs `current` as this thread's runtime.
+/// Installs `current` as this thread's runtime. Returns false, doing
+/// nothing, if the thread is past that: its thread-locals are being
+/// destroyed (a `block_on` in another thread-local's destructor), so that
+/// no later call could find the runtime here anyway.
 ///
 /// # Panics
 ///
 /// If the thread already runs a runtime: blocking inside a task would stall
 /// every other task of that runtime.
-pub(crate) fn enter(current: Current) {
-    CURRENT.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            nested_panic()
-        };
-        if slot.is_some() {
-            nested_panic()
-        }
-        *slot = Some(current);
-    });
+pub(crate) fn enter(current: Current) -> bool {
+    CURRENT
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                nested_panic()
+            };
+            if slot.is_some() {
+                nested_panic()
+            }
+            *slot = Some(current);
+        })
+        .is_ok()
 }
 
 /// Panics if this thread already runs a runtime. See [`enter`].
 pub(crate) fn assert_not_entered() {
-    let entered = CURRENT.with(|cell| cell.try_borrow().map_or(true, |slot| slot.is_some()));
+    let entered = CURRENT
+        .try_with(|cell| cell.try_borrow().map_or(true, |slot| slot.is_some()))
+        // Destroyed: this thread runs no runtime any more.
+        .unwrap_or(false);
     if entered {
         nested_panic()
     }
@@ -91,7 +100,8 @@ pub(crate) fn assert_not_entered() {
 fn nested_panic() -> ! {
     panic!(
         "cannot start a reveille runtime from inside another one: this thread \
-         is already running `block_on`; `.await` the future, or `spawn` it"
+         already runs one (inside `block_on`, or as a worker thread); `.await` \
+         the future, or `spawn` it"
     )
 }
 
@@ -103,9 +113,13 @@ pub(crate) fn exit() -> Local {
         .local
 }
 
-/// Runs `f` with this thread's runtime.
+/// Runs `f` with this thread's runtime; `None` if it runs none (or its
+/// thread-locals are being destroyed).
 pub(crate) fn with_local<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
-    CURRENT.with(|cell| cell.borrow().as_ref().map(f))
+    CURRENT
+        .try_with(|cell| cell.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
 }
 
 /// Queues `task` on this thread's worker if that worker belongs to
@@ -147,22 +161,35 @@ fn with_worker_of<R>(shared: &Arc<Shared>, f: impl FnOnce(&Local) -> R) -> Optio
         .flatten()
 }
 
-/// Spawns onto this thread's runtime, or hands the future back if the
-/// thread has none.
-pub(crate) fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+/// Spawns onto this thread's runtime, or, on a thread that runs none, onto
+/// the process-wide one.
+///
+/// # Errors
+///
+/// If the thread runs no runtime and the process-wide one cannot start.
+pub(crate) fn spawn<F>(future: F) -> io::Result<JoinHandle<F::Output>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    CURRENT.with(|cell| match cell.borrow().as_ref() {
-        Some(current) => {
-            let from = current.index();
-            let target = current.handle.place(from);
-            let local = (from == Some(target)).then_some(&current.local);
-            Ok(current.handle.spawn_on(target, local, future))
-        }
-        None => Err(future),
-    })
+    let mut future = Some(future);
+    let spawned = CURRENT.try_with(|cell| {
+        let current = cell.borrow();
+        let current = current.as_ref()?;
+        let from = current.index();
+        let target = current.handle.place(from);
+        let local = (from == Some(target)).then_some(&current.local);
+        let future = future.take().expect("taken once");
+        Some(current.handle.spawn_on(target, local, future))
+    });
+    match spawned
+        .ok()
+        .flatten()
+        .ok_or_else(|| future.take().expect("not taken"))
+    {
+        Ok(join) => Ok(join),
+        Err(future) => Ok(global::runtime()?.spawn(future)),
+    }
 }
 
 /// Spawns onto the worker this thread runs, which the caller checked it
@@ -185,26 +212,26 @@ pub(crate) fn is_in(handle: &Arc<Handle>) -> bool {
     with_local(|current| Arc::ptr_eq(&current.handle, handle)) == Some(true)
 }
 
-/// The driver of this thread's worker (or a placed one), for timers.
+/// The driver of this thread's worker (or, off the workers, the first),
+/// for timers; the process-wide runtime's on a thread that runs none.
 pub(crate) fn driver() -> io::Result<Arc<DriverHandle>> {
-    with_local(|current| current.handle.drivers.get(current.home()).clone()).ok_or_else(no_runtime)
+    drivers().map(|(drivers, index)| drivers.get(index).clone())
 }
 
 /// The drivers of this thread's runtime, and the index of the one a new
-/// registration goes to.
+/// registration goes to; the process-wide runtime's on a thread that runs
+/// none.
 pub(crate) fn drivers() -> io::Result<(Arc<Drivers>, usize)> {
-    with_local(|current| (current.handle.drivers.clone(), current.home())).ok_or_else(no_runtime)
+    match with_local(|current| (current.handle.drivers.clone(), current.home())) {
+        Some(drivers) => Ok(drivers),
+        None => Ok((global::runtime()?.handle.drivers.clone(), 0)),
+    }
 }
 
-/// The blocking pool of this thread's runtime.
-pub(crate) fn blocking() -> Option<Spawner> {
-    with_local(|current| current.handle.blocking.clone())
-}
-
-/// The error for "this needs a runtime and the thread has none".
-pub(crate) fn no_runtime() -> io::Error {
-    io::Error::other(
-        "no reveille runtime on this thread: create sockets and timers \
-         inside `reveille::block_on` or a task spawned on a reveille runtime",
-    )
+/// The blocking pool of this thread's runtime, or of the process-wide one.
+pub(crate) fn blocking() -> io::Result<Spawner> {
+    match with_local(|current| current.handle.blocking.clone()) {
+        Some(spawner) => Ok(spawner),
+        None => Ok(global::runtime()?.pool().spawner().clone()),
+    }
 }

@@ -2,10 +2,9 @@
 //!
 //! Each worker keeps its counters in plain locals of its loop and publishes
 //! them once per tick (a batch of polls and a reactor turn) into atomics on
-//! a cache line of its own, written by that worker alone: nothing on the
-//! path of a message is shared with another thread. Only the count of live
-//! tasks is written by other threads (a spawn placed on this worker), and
-//! only once per task. Reading the metrics takes a snapshot; the counters
+//! a cache line of its own, which nothing on the path of a message shares
+//! with another thread. The one counter other threads write is the count
+//! of live tasks (a spawn placed on this worker adds one), once per task. Reading the metrics takes a snapshot; the counters
 //! of a busy worker may be one tick behind.
 
 use std::fmt;
@@ -144,7 +143,7 @@ pub struct WorkerMetrics {
     pub spawned: u64,
     /// Polls that ended because the task spent its I/O budget.
     pub budget_yields: u64,
-    /// Sources (sockets, pipes, timers' descriptors) registered with this
+    /// Sources (sockets, pipes, any descriptor in an `Async`) registered with this
     /// worker's reactor now.
     pub registrations: usize,
     /// Registrations this worker's reactor handed to another worker's,

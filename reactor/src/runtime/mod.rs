@@ -16,6 +16,7 @@
 mod block_on;
 mod builder;
 pub(crate) mod context;
+mod global;
 mod handle;
 mod main_waker;
 mod metrics;
@@ -31,6 +32,7 @@ pub use spawn::{spawn, spawn_blocking, try_spawn_blocking};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::thread::JoinHandle as ThreadHandle;
@@ -98,7 +100,9 @@ pub struct Runtime {
     /// the last, so that its drop (which waits for running jobs) comes after
     /// `Drop::drop` has dropped the tasks and after `flavor`: a blocking job
     /// waiting on something a task holds (a channel) is released first.
-    blocking: BlockingPool,
+    /// `None` only once a drop from inside one of the runtime's own tasks
+    /// has handed it to the thread that reaps the workers.
+    blocking: Option<BlockingPool>,
 }
 
 /// Who runs a runtime's workers. One per runtime, so the size of the
@@ -149,6 +153,9 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         // Checked before the core is taken, so a misuse leaves it in place.
         context::assert_not_entered();
+        // Pinned here, once, for both ways of running it: moved into each,
+        // a large future would take its stack space twice in a debug build.
+        let future = pin!(future);
         let Flavor::CurrentThread(core) = &self.flavor else {
             return block_on::park_on(self.handle.clone(), future);
         };
@@ -161,11 +168,17 @@ impl Runtime {
             );
         };
         let Core { local, worker } = core;
-        context::enter(Current {
+        let entered = context::enter(Current {
             handle: self.handle.clone(),
             worker: Some(self.handle.workers[0].clone()),
             local,
         });
+        // (The core is lost with the panic: the thread is exiting.)
+        assert!(
+            entered,
+            "Runtime::block_on called while this thread's thread-locals are being \
+             destroyed; use reveille::block_on, which needs none"
+        );
         // Puts the core back even if `future` panics, so the runtime stays
         // usable (and droppable) afterwards.
         CoreGuard::new(self, worker).run(future)
@@ -188,8 +201,7 @@ impl Runtime {
         F::Output: Send + 'static,
     {
         if context::is_in(&self.handle) {
-            return context::spawn(future)
-                .unwrap_or_else(|_| unreachable!("context checked above"));
+            return context::spawn(future).expect("this thread runs this runtime");
         }
         let target = self.handle.place(None);
         self.handle.spawn_on(target, None, future)
@@ -273,7 +285,14 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.blocking.spawner().spawn(f)
+        self.pool().spawner().spawn(f)
+    }
+
+    /// The blocking pool, there until the drop.
+    fn pool(&self) -> &BlockingPool {
+        self.blocking
+            .as_ref()
+            .expect("the blocking pool is there until the runtime drops")
     }
 
     /// A snapshot of what each worker has done: see [`WorkerMetrics`].
@@ -301,12 +320,33 @@ impl Drop for Runtime {
                 for worker in self.handle.workers.iter() {
                     worker.inject(Injected::Stop);
                 }
-                // Dropped by one of its own tasks: that worker cannot wait
-                // for itself, nor for the others, which wait for it to
-                // stop (`StopLatch`); they all stop once this task returns.
                 let me = std::thread::current().id();
                 if threads.iter().any(|thread| thread.thread().id() == me) {
-                    threads.clear();
+                    // Dropped by one of its own tasks: that worker cannot
+                    // wait for itself, nor for the others, which wait for
+                    // it to stop (`StopLatch`), and the blocking pool must
+                    // not shut down (waiting for its jobs) before the tasks
+                    // are cancelled (a job may wait on one). A thread of its
+                    // own joins the workers, once this task has returned,
+                    // then drops the pool.
+                    let threads = std::mem::take(threads);
+                    let pool = Arc::new(Mutex::new(self.blocking.take()));
+                    let reaped = pool.clone();
+                    let reaper = std::thread::Builder::new()
+                        .name("reveille-reaper".to_owned())
+                        .spawn(move || {
+                            for thread in threads {
+                                let _ = thread.join();
+                            }
+                            drop(reaped.lock().unwrap_or_else(|p| p.into_inner()).take());
+                        });
+                    if reaper.is_err() {
+                        // No thread to spare: the workers stop all the same,
+                        // and the pool is let go of without waiting for its
+                        // jobs (its threads exit once idle).
+                        std::mem::forget(pool.lock().unwrap_or_else(|p| p.into_inner()).take());
+                    }
+                    return;
                 }
                 for thread in threads.drain(..) {
                     let _ = thread.join();
@@ -324,13 +364,23 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// Runs `future` to completion on a new single-worker runtime, and drops the
-/// runtime (cancelling the tasks it spawned) when `future` finishes.
+/// Runs `future` to completion on this thread, on the process-wide runtime:
+/// what it spawns runs on that runtime's worker thread, and what it
+/// registers is driven from there, during this call and after it.
+///
+/// The process-wide runtime starts with the first call (or the first
+/// socket, timer or spawn made on a thread that runs no runtime) and lives
+/// as long as the process: a listener bound in one `block_on` call accepts
+/// in the next, and a task it spawned and detached goes on running. For a
+/// runtime of your own, which the calling thread drives itself (tokio's
+/// `current_thread`) and which cancels its tasks when dropped, use
+/// [`Runtime::new`] and [`Runtime::block_on`].
 ///
 /// # Panics
 ///
-/// If the runtime cannot be created (no file descriptor left for its epoll
-/// instance), and in the cases of [`Runtime::block_on`].
+/// If the process-wide runtime cannot start (no file descriptor left for
+/// its epoll instance, or no thread), and if called from inside a runtime
+/// (`.await` the future instead).
 ///
 /// # Examples
 ///
@@ -339,8 +389,7 @@ impl fmt::Debug for Runtime {
 /// assert_eq!(sum, 3);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    let runtime = Runtime::new()
-        .unwrap_or_else(|error| panic!("reveille: could not create a runtime: {error}"));
+    let runtime = global::runtime().unwrap_or_else(|error| panic!("reveille: {error}"));
     runtime.block_on(future)
 }
 

@@ -8,25 +8,20 @@ use std::io;
 use super::context;
 use crate::task::join::JoinHandle;
 
-/// Spawns `future` onto the runtime running on this thread and returns a
-/// handle to its output.
+/// Spawns `future` onto the runtime running on this thread (on a thread
+/// that runs none, onto the process-wide one, see
+/// [`block_on`](crate::block_on)) and returns a handle to its output.
 ///
 /// # Panics
 ///
-/// If no reveille runtime runs on this thread: call it from inside
-/// [`block_on`](crate::block_on) or from a spawned task, or use
-/// [`Runtime::spawn`](crate::Runtime::spawn).
+/// If the thread runs no runtime and the process-wide one cannot start (no
+/// file descriptor or thread left).
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    context::spawn(future).unwrap_or_else(|_| {
-        panic!(
-            "reveille::spawn called outside a reveille runtime: call it inside \
-             `reveille::block_on` or a spawned task, or use `Runtime::spawn`"
-        )
-    })
+    context::spawn(future).unwrap_or_else(|error| panic!("reveille::spawn: {error}"))
 }
 
 /// Runs `f` on the blocking pool of the runtime running on this thread, and
@@ -55,12 +50,13 @@ where
 /// running ones to return, like tokio's. A job that never returns keeps the
 /// runtime's drop waiting.
 ///
+/// On a thread that runs no runtime, `f` runs on the process-wide
+/// runtime's pool (see [`block_on`](crate::block_on)).
+///
 /// # Panics
 ///
-/// If no reveille runtime runs on this thread: call it from inside
-/// [`block_on`](crate::block_on) or from a spawned task, or use
-/// [`Runtime::spawn_blocking`](crate::Runtime::spawn_blocking). Also if the
-/// pool has no thread and the OS refuses to start one.
+/// If the pool has no thread and the OS refuses to start one, or the thread
+/// runs no runtime and the process-wide one cannot start.
 ///
 /// # Examples
 ///
@@ -76,23 +72,20 @@ where
     R: Send + 'static,
 {
     match context::blocking() {
-        Some(spawner) => spawner.spawn(f),
-        None => panic!(
-            "reveille::spawn_blocking called outside a reveille runtime: call it \
-             inside `reveille::block_on` or a spawned task, or use \
-             `Runtime::spawn_blocking`"
-        ),
+        Ok(spawner) => spawner.spawn(f),
+        Err(error) => panic!("reveille::spawn_blocking: {error}"),
     }
 }
 
-/// [`spawn_blocking`], with an error instead of a panic when no reveille
-/// runtime runs on this thread: for library code that may be polled from
-/// another executor, such as `reveille-net`'s host-name resolution.
+/// [`spawn_blocking`], with an error instead of a panic when the thread
+/// runs no runtime and the process-wide one cannot start: for library code
+/// that may be polled from another executor, such as `reveille-net`'s
+/// host-name resolution.
 ///
 /// # Errors
 ///
-/// When no reveille runtime runs on this thread (the same error as creating
-/// a socket there).
+/// When the thread runs no runtime and the process-wide one cannot start
+/// (the same error as creating a socket there).
 ///
 /// # Panics
 ///
@@ -102,8 +95,5 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    match context::blocking() {
-        Some(spawner) => Ok(spawner.spawn(f)),
-        None => Err(context::no_runtime()),
-    }
+    Ok(context::blocking()?.spawn(f))
 }

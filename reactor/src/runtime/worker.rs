@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -169,13 +169,12 @@ impl<'a> CoreGuard<'a> {
     }
 
     /// Runs `future`, and every task, until `future` finishes.
-    pub(super) fn run<F: Future>(mut self, future: F) -> F::Output {
+    pub(super) fn run<F: Future>(mut self, mut future: Pin<&mut F>) -> F::Output {
         let shared = &self.runtime.handle.workers[0];
         let main = MainWaker::new(shared.clone());
         let waker = Waker::from(main.clone());
         self.coop_guard.set_main_waker(&waker);
         let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
         let worker = self
             .worker
             .as_mut()
@@ -256,14 +255,27 @@ impl StopLatch {
 /// it to stop, then, once every worker has stopped (`stopped`), cancels its
 /// tasks and shuts its driver down.
 pub(super) fn run_thread(handle: Arc<Handle>, index: usize, core: Core, stopped: Arc<StopLatch>) {
+    // Counts this worker as stopped however its thread ends: a worker that
+    // unwinds (a foreign waker that panics, a failing `epoll_wait`) must
+    // not keep the others, and the runtime's drop, waiting for ever.
+    struct Stopped(Arc<StopLatch>, bool);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.stopped(1);
+            }
+        }
+    }
+    let mut counted = Stopped(stopped, false);
     let Core { local, mut worker } = core;
     let shared = handle.workers[index].clone();
     shared.stats.record_thread();
-    context::enter(Current {
+    let entered = context::enter(Current {
         handle: handle.clone(),
         worker: Some(shared.clone()),
         local,
     });
+    debug_assert!(entered, "a new thread's thread-locals are alive");
     {
         let _coop = coop::ResetGuard::new();
         context::with_local(|c| worker.run(c, &shared, || Poll::<Infallible>::Pending));
@@ -272,8 +284,9 @@ pub(super) fn run_thread(handle: Arc<Handle>, index: usize, core: Core, stopped:
     // Every worker leaves its loop before any cancels a task: a task being
     // cancelled here may hold a socket another worker's task still polls,
     // or wake one.
-    stopped.stopped(1);
-    stopped.wait();
+    counted.0.stopped(1);
+    counted.1 = true;
+    counted.0.wait();
     shut_down(&shared, local, &mut worker);
 }
 

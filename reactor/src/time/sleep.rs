@@ -69,8 +69,10 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 ///
 /// # Panics
 ///
-/// When polled on a thread with no reveille runtime, or after the runtime
-/// that it registered with has shut down: a timer needs a driver to fire it.
+/// When polled after the runtime that it registered with has shut down: a
+/// timer needs a driver to fire it. First polled on a thread that runs no
+/// runtime, it registers with the process-wide one (see
+/// [`block_on`](crate::block_on)); it panics only if that cannot start.
 ///
 /// # Examples
 ///
@@ -184,9 +186,9 @@ impl Sleep {
 
 impl Sleep {
     /// Polls the sleep as awaiting it does, but returns an error where
-    /// awaiting it panics: when the thread polling a sleep that has not
-    /// been polled yet runs no reveille runtime, and when the runtime it
-    /// belongs to has shut down. For futures whose contract is to fail with
+    /// awaiting it panics: when the runtime it belongs to has shut down, and
+    /// when its first poll, on a thread that runs no runtime, cannot start
+    /// the process-wide one. For futures whose contract is to fail with
     /// an `io::Error`, never to panic (`UnixStream::connect` waits on one).
     ///
     /// # Examples
@@ -196,10 +198,14 @@ impl Sleep {
     /// use std::task::{Context, Poll, Waker};
     /// use std::time::Duration;
     ///
-    /// // No runtime on this thread: an error, not a panic.
+    /// // A runtime that is gone: an error, not a panic.
+    /// let runtime = reveille_reactor::Runtime::new()?;
     /// let mut sleep = pin!(reveille_reactor::sleep(Duration::from_secs(1)));
     /// let mut cx = Context::from_waker(Waker::noop());
+    /// runtime.block_on(async { assert!(sleep.as_mut().poll_sleep(&mut cx).is_pending()) });
+    /// drop(runtime);
     /// assert!(matches!(sleep.as_mut().poll_sleep(&mut cx), Poll::Ready(Err(_))));
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn poll_sleep(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_deadline(cx, true)
@@ -265,8 +271,9 @@ impl Future for Sleep {
 
     /// # Panics
     ///
-    /// If first polled on a thread with no reveille runtime, or polled after
-    /// its runtime shut down; [`Sleep::poll_sleep`] returns those as errors.
+    /// If polled after its runtime shut down, or first polled on a thread
+    /// that runs no runtime when the process-wide one cannot start;
+    /// [`Sleep::poll_sleep`] returns those as errors.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         unwrap_or_panic(self.poll_sleep(cx))
     }

@@ -54,7 +54,8 @@ pub const SPIN_LIMIT: usize = 100_000;
 /// Runs `future` on a fresh runtime, failing the test if it takes longer than
 /// [`TEST_TIMEOUT`]. The runtime has as many worker threads as
 /// `REVEILLE_TEST_WORKERS` says (CI runs this suite with 2 and with 4), or
-/// none (the default runtime, run by this thread) without it.
+/// none (`Runtime::new()`, run by this thread) without it; it is dropped,
+/// with everything the test left on it, when the test returns.
 pub fn run<F: Future>(future: F) -> F::Output {
     run_for(TEST_TIMEOUT, future)
 }
@@ -67,21 +68,21 @@ pub fn run_for<F: Future>(limit: Duration, future: F) -> F::Output {
             Err(_) => panic!("test did not finish within {limit:?}"),
         }
     };
-    match test_workers() {
-        None => reveille::block_on(bounded),
-        Some(workers) => reveille::Builder::new()
-            .worker_threads(workers)
-            .build()
-            .expect("runtime")
-            .block_on(bounded),
-    }
+    // One `block_on` call site: a debug build gives each call site its own
+    // stack copy of the future, and some tests' futures are large.
+    let runtime = match test_workers() {
+        None => reveille::Runtime::new(),
+        Some(workers) => reveille::Builder::new().worker_threads(workers).build(),
+    };
+    runtime.expect("runtime").block_on(bounded)
 }
 
 /// [`run`] on the default runtime whatever `REVEILLE_TEST_WORKERS` says: for
 /// a test of what one worker guarantees (the order in which its tasks run,
 /// how often they are polled).
 pub fn run_single<F: Future>(future: F) -> F::Output {
-    reveille::block_on(async move {
+    let runtime = reveille::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
         match reveille::timeout(TEST_TIMEOUT, future).await {
             Ok(output) => output,
             Err(_) => panic!("test did not finish within {TEST_TIMEOUT:?}"),

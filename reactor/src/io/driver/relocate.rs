@@ -135,22 +135,87 @@ impl Driver {
     /// Moves `io` from this driver to `to`; false if it is no longer
     /// registered here, or `to` refused it (it then stays here, and works).
     fn relocate(&self, io: &Arc<ScheduledIo>, to: &Arc<DriverHandle>) -> bool {
-        let old = io.with_home(|home| {
-            let fd = self.handle.slab().fd(*home)?;
-            let new = to.register_moved(fd, io).ok()?;
-            // Only this driver's epoll instance still holds the descriptor
-            // here: its owner's deregistration waits for the waiter lock
-            // we hold. A failure would mean it is not registered, which the
-            // slab just said it is; nothing to undo either way.
-            let _ = self.handle.registry.deregister(&mut SourceFd(&fd));
-            Some(std::mem::replace(home, new))
-        });
-        match old {
-            Some(old) => {
-                self.handle.remove(old);
-                true
-            }
-            None => false,
-        }
+        move_registration(io, &**self.handle(), &**to)
     }
 }
+
+/// What moving and dropping a registration need of a driver: the real ones
+/// go through epoll and their slab; the loom model (`loom_tests.rs`)
+/// stands in sets for epoll instances, so that it checks these very
+/// functions.
+pub(crate) trait Registrar {
+    /// The descriptor registered under `token`, if the token is live here.
+    fn fd(&self, token: mio::Token) -> Option<RawFd>;
+    /// Registers `fd`, whose state is `io`, here; its token, or `None` if
+    /// this driver refuses it (shut down, no slot, `epoll_ctl` failed).
+    fn add(&self, fd: RawFd, io: &Arc<ScheduledIo>) -> Option<mio::Token>;
+    /// Stops the kernel reporting `fd` here.
+    fn delete(&self, fd: RawFd);
+    /// Vacates `token`'s slot.
+    fn vacate(&self, token: mio::Token);
+}
+
+impl Registrar for DriverHandle {
+    fn fd(&self, token: mio::Token) -> Option<RawFd> {
+        self.slab().fd(token)
+    }
+
+    fn add(&self, fd: RawFd, io: &Arc<ScheduledIo>) -> Option<mio::Token> {
+        self.register_moved(fd, io).ok()
+    }
+
+    fn delete(&self, fd: RawFd) {
+        // After shutdown no event will ever be read from this epoll
+        // instance, so there is nothing to undo; before, a failure can only
+        // mean the fd is not registered.
+        if !self.is_shut_down() {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn vacate(&self, token: mio::Token) {
+        self.remove(token);
+    }
+}
+
+/// Moves `io` from `from` to `to` (see the module docs); false if it is no
+/// longer registered with `from` (dropped, or moved already), or `to`
+/// refused it.
+pub(crate) fn move_registration<R: Registrar>(io: &Arc<ScheduledIo>, from: &R, to: &R) -> bool {
+    let old = io.with_home(|home| {
+        let fd = from.fd(*home)?;
+        let new = to.add(fd, io)?;
+        // `EPOLL_CTL_ADD` on `to` reported the descriptor at once if it is
+        // ready now, so no edge falls between the two registrations.
+        from.delete(fd);
+        Some(std::mem::replace(home, new))
+    });
+    match old {
+        Some(old) => {
+            from.vacate(old);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Deregisters `io`, whose descriptor is `fd`, from the driver it is
+/// registered with now (`home_of` its token), before the descriptor is
+/// closed, and records that it has left: under the same lock as a move, so
+/// that neither acts on a registration the other changed.
+pub(crate) fn leave<'a, R: Registrar + 'a>(
+    io: &ScheduledIo,
+    fd: RawFd,
+    home_of: impl FnOnce(mio::Token) -> Option<&'a R>,
+) {
+    io.with_home(|token| {
+        if let Some(driver) = home_of(*token) {
+            driver.delete(fd);
+            driver.vacate(*token);
+            *token = WAKER_TOKEN;
+        }
+    });
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;

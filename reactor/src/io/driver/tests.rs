@@ -59,7 +59,7 @@ fn turn_until(driver: &mut Driver, done: impl Fn() -> bool) {
 
 #[test]
 fn an_event_is_delivered_even_if_the_driver_missed_the_changed_flag() {
-    let mut driver = Driver::new(16, 0).unwrap();
+    let mut driver = Driver::new(16, 0, false).unwrap();
     let (io, _source, mut peer) = registered_pair(&driver);
     // As if the flag's store had not reached the driver yet: the token is
     // unknown to its table when the event comes.
@@ -88,8 +88,8 @@ fn look(driver: &mut Driver) {
 
 #[test]
 fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
-    let mut driver = Driver::new(16, 0).unwrap();
-    let (io, _source, _peer) = registered_pair(&driver);
+    let mut driver = Driver::new(16, 0, false).unwrap();
+    let (io, source, _peer) = registered_pair(&driver);
     look(&mut driver);
     assert_eq!(Arc::strong_count(&io), 2, "the driver's table holds it");
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
@@ -99,8 +99,8 @@ fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
         .is_pending());
     drop(waker);
     assert_eq!(Arc::strong_count(&counter), 2, "the slot holds the waker");
-    // What `Registration::deregister` does when an I/O object drops.
-    driver.handle().deregister(io.token());
+    // What `Registered::deregister` does when an I/O object drops.
+    relocate::leave(&io, source.as_raw_fd(), |_| Some(&**driver.handle()));
     io.release_waiters();
     assert_eq!(Arc::strong_count(&counter), 1, "the waker went at once");
     look(&mut driver);
@@ -109,7 +109,7 @@ fn a_deregistered_source_is_released_at_the_next_turn_and_its_waiter_at_once() {
 
 #[test]
 fn shutdown_fails_a_source_whose_registration_the_driver_never_applied() {
-    let mut driver = Driver::new(16, 0).unwrap();
+    let mut driver = Driver::new(16, 0, false).unwrap();
     let (io, _source, _peer) = registered_pair(&driver);
     // No turn since: the insert is still pending in the slab.
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));

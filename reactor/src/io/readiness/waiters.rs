@@ -250,8 +250,10 @@ impl List {
 }
 
 /// The driver (its identity) whose tasks are all that wait on `slots`, if
-/// one driver's tasks are: every slot is empty or holds one task of that
-/// driver. `None` if nobody waits, if a foreign waker or a list does, or if
+/// one driver's tasks are: every slot is empty, holds a finished task
+/// (which will never wait again: a request's reader that has handed over
+/// to a writer on another worker), or holds one task of that driver.
+/// `None` if nobody waits, if a foreign waker or a list does, or if live
 /// tasks of two drivers do (a reader on one worker, a writer on another: a
 /// registration that followed one would only be pulled back by the other).
 pub(super) fn only_driver(slots: &[Slot]) -> Option<usize> {
@@ -259,6 +261,7 @@ pub(super) fn only_driver(slots: &[Slot]) -> Option<usize> {
     for slot in slots {
         match slot {
             Slot::Many(None) => {}
+            Slot::One(waker) if Tasks::is_finished_task(waker) => {}
             Slot::One(waker) => {
                 let driver = Tasks::task_driver(waker)?;
                 if only.is_some_and(|only| only != driver) {
