@@ -145,7 +145,7 @@ pub fn run(options: Options) {
     let p = |q: f64| report.latency.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "result messages={} bytes={} bulk_bytes={} seconds={:.6} p50_us={:.1} p99_us={:.1} \
-         p999_us={:.1} max_us={:.1}",
+         p999_us={:.1} p9999_us={:.1} max_us={:.1}",
         report.messages,
         report.bytes,
         report.bulk_bytes,
@@ -153,6 +153,7 @@ pub fn run(options: Options) {
         p(0.5),
         p(0.99),
         p(0.999),
+        p(0.9999),
         report.latency.max() as f64 / 1000.0
     );
     let _ = io::stdout().flush();
