@@ -41,10 +41,7 @@ impl ServerArgs {
 ///
 /// * `--workers N`: worker threads (default 2);
 /// * `--reuseport`: one listener per worker sharing the port with
-///   `SO_REUSEPORT` (reveille only);
-/// * `--stall`: a connection that opens with [`STALL_MAGIC`] blocks its
-///   thread for [`STALL`] on every read after that, for the stuck-worker
-///   workload (`runner::threads`).
+///   `SO_REUSEPORT` (reveille only).
 #[derive(Debug, Clone)]
 pub struct ThreadedArgs {
     /// `--addr` and `--exit-after`.
@@ -53,8 +50,6 @@ pub struct ThreadedArgs {
     pub workers: usize,
     /// One `SO_REUSEPORT` listener per worker.
     pub reuseport: bool,
-    /// Honour [`STALL_MAGIC`].
-    pub stall: bool,
 }
 
 impl ThreadedArgs {
@@ -64,7 +59,6 @@ impl ThreadedArgs {
     pub fn from_env(reuseport: bool) -> ThreadedArgs {
         let mut workers = 2;
         let mut with_reuseport = false;
-        let mut stall = false;
         let server = parse(std::env::args().skip(1), |arg, args| match arg {
             "--workers" => {
                 workers = args
@@ -78,17 +72,12 @@ impl ThreadedArgs {
                 with_reuseport = true;
                 true
             }
-            "--stall" => {
-                stall = true;
-                true
-            }
             _ => false,
         });
         ThreadedArgs {
             server,
             workers,
             reuseport: with_reuseport,
-            stall,
         }
     }
 }
@@ -127,7 +116,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: <server> [--addr ADDRESS] [--exit-after CONNECTIONS]\n       \
          <threaded server> [--addr ADDRESS] [--exit-after CONNECTIONS] [--workers N] \
-         [--reuseport] [--stall]"
+         [--reuseport]"
     );
     std::process::exit(2)
 }
@@ -137,8 +126,9 @@ fn usage() -> ! {
 /// read is a whole message of another size (and of other bytes).
 pub const STALL_MAGIC: &[u8; 16] = b"reveille-stall!\n";
 
-/// How long a `--stall` server blocks its thread on each read of the
-/// stalling connection.
+/// How long a stalling server (`echo-reveille-mt-stall`,
+/// `echo-tokio-mt-stall`) blocks its thread on each read of the stalling
+/// connection.
 pub const STALL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Tells the runner the server is accepting.

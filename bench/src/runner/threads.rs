@@ -35,8 +35,18 @@ use crate::{STALL, STALL_MAGIC};
 /// The servers of the uneven-load workload.
 pub const SKEWED_SERVERS: [ServerKind; 3] = [REVEILLE_2W, REVEILLE_2W_REUSEPORT, TOKIO_MT_2W];
 
-/// The servers of the stuck-worker workload.
-pub const STUCK_SERVERS: [ServerKind; 2] = [REVEILLE_2W, TOKIO_MT_2W];
+/// The servers of the stuck-worker workload: `reveille 2w` and `tokio mt
+/// 2w` in the builds whose handler stalls on [`STALL_MAGIC`].
+pub const STUCK_SERVERS: [ServerKind; 2] = [
+    ServerKind {
+        binary: "echo-reveille-mt-stall",
+        ..REVEILLE_2W
+    },
+    ServerKind {
+        binary: "echo-tokio-mt-stall",
+        ..TOKIO_MT_2W
+    },
+];
 
 /// How often the stalling connection makes its handler block.
 pub const STALL_PERIOD: Duration = Duration::from_secs(1);
@@ -133,8 +143,8 @@ pub struct StuckSample {
     pub seconds: f64,
 }
 
-/// Runs the stuck-worker workload on a fresh `server` (started with
-/// `--stall`): the stalling connection first, then the load generator's 64.
+/// Runs the stuck-worker workload on a fresh `server` (a stalling build):
+/// the stalling connection first, then the load generator's 64.
 ///
 /// # Panics
 ///
@@ -142,7 +152,7 @@ pub struct StuckSample {
 /// [`STALL`]: the server did not block, so the run would measure nothing.
 pub fn stuck(server: ServerKind, timing: Timing) -> StuckSample {
     let cores = server.cores(1);
-    let process = server.start(&cores, &[], &["--stall"]);
+    let process = server.start(&cores, &[], &[]);
     let staller = Staller::start(process.addr);
     let mut load = Loadgen::start_on(&cores.loadgens[0], process.addr, &STUCK.args(timing));
     load.expect_line("warm");

@@ -16,6 +16,7 @@
 //! moved=.. busy_ms=..`, one value per worker (the runner reads where the
 //! tasks went).
 
+use std::future::Future;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,23 @@ use crate::{announce, ExitAfter, ThreadedArgs, BUFFER_SIZE, STALL, STALL_MAGIC};
 
 /// Serves until `--exit-after` says stop.
 pub fn run(args: ThreadedArgs) {
+    serve(args, echo)
+}
+
+/// [`run`], each connection served by [`echo_or_stall`].
+pub fn run_stalling(args: ThreadedArgs) {
+    serve(args, echo_or_stall)
+}
+
+/// Serves each connection with `handler`, a function item. Generic, so
+/// that a binary holds only the handler it runs; and both modes spawn the
+/// same future ([`connection`]), so that the binary has one task type whose
+/// poll LTO inlines the handler into, as in the single-worker server.
+fn serve<H, F>(args: ThreadedArgs, handler: H)
+where
+    H: Fn(TcpStream) -> F + Copy + Send + 'static,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let runtime = reveille::Builder::new()
         .worker_threads(args.workers)
         .build()
@@ -38,14 +56,27 @@ pub fn run(args: ThreadedArgs) {
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
     std::thread::spawn(move || answer_metrics(runtime));
     if args.reuseport {
-        serve_reuseport(runtime, args);
+        serve_reuseport(runtime, args, handler);
     } else {
-        serve_placed(runtime, args);
+        serve_placed(runtime, args, handler);
     }
 }
 
-fn serve_placed(runtime: &Runtime, args: ThreadedArgs) {
-    let stall = args.stall;
+/// A connection's task: `handler`, then the count of closed connections.
+async fn connection<H, F>(handler: H, stream: TcpStream, exit: Arc<ExitAfter>)
+where
+    H: Fn(TcpStream) -> F,
+    F: Future<Output = std::io::Result<()>>,
+{
+    let _ = handler(stream).await;
+    exit.closed();
+}
+
+fn serve_placed<H, F>(runtime: &Runtime, args: ThreadedArgs, handler: H)
+where
+    H: Fn(TcpStream) -> F + Copy + Send + 'static,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     runtime.block_on(async move {
         let listener = TcpListener::bind(args.server.addr.as_str())
             .await
@@ -55,15 +86,7 @@ fn serve_placed(runtime: &Runtime, args: ThreadedArgs) {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let exit = exit.clone();
-                    reveille::spawn(async move {
-                        let _ = if stall {
-                            echo_or_stall(stream).await
-                        } else {
-                            echo(stream).await
-                        };
-                        exit.closed();
-                    });
+                    reveille::spawn(connection(handler, stream, exit.clone()));
                 }
                 Err(error) => eprintln!("accept: {error}"),
             }
@@ -71,7 +94,11 @@ fn serve_placed(runtime: &Runtime, args: ThreadedArgs) {
     })
 }
 
-fn serve_reuseport(runtime: &'static Runtime, args: ThreadedArgs) {
+fn serve_reuseport<H, F>(runtime: &'static Runtime, args: ThreadedArgs, handler: H)
+where
+    H: Fn(TcpStream) -> F + Copy + Send + 'static,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let addr: SocketAddr = args.server.addr.parse().expect("--addr: a socket address");
     // Bound here, so that the first one settles the port (`--addr` may say
     // port 0) before the others bind it; each listens on its own worker,
@@ -88,7 +115,6 @@ fn serve_reuseport(runtime: &'static Runtime, args: ThreadedArgs) {
         })
         .collect();
     let exit = Arc::new(ExitAfter::new(args.server.exit_after));
-    let stall = args.stall;
     runtime.block_on(async move {
         let listening: Vec<_> = sockets
             .into_iter()
@@ -107,40 +133,23 @@ fn serve_reuseport(runtime: &'static Runtime, args: ThreadedArgs) {
             .enumerate()
             .map(|(worker, listener)| {
                 let exit = exit.clone();
-                runtime.spawn_on(worker, accept_on(runtime, worker, listener, exit, stall))
+                runtime.spawn_on(worker, async move {
+                    // Each connection's task goes on this worker.
+                    loop {
+                        match listener.accept().await {
+                            Ok((stream, _)) => {
+                                runtime.spawn_on(worker, connection(handler, stream, exit.clone()));
+                            }
+                            Err(error) => eprintln!("accept: {error}"),
+                        }
+                    }
+                })
             })
             .collect();
         for handle in loops {
             let _ = handle.await;
         }
     })
-}
-
-/// The accept loop of worker `worker`'s listener: each connection's task
-/// goes on the same worker.
-async fn accept_on(
-    runtime: &'static Runtime,
-    worker: usize,
-    listener: TcpListener,
-    exit: Arc<ExitAfter>,
-    stall: bool,
-) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let exit = exit.clone();
-                runtime.spawn_on(worker, async move {
-                    let _ = if stall {
-                        echo_or_stall(stream).await
-                    } else {
-                        echo(stream).await
-                    };
-                    exit.closed();
-                });
-            }
-            Err(error) => eprintln!("accept: {error}"),
-        }
-    }
 }
 
 /// Answers each line on standard input with the runtime's metrics, one
@@ -187,8 +196,8 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
 
 /// [`echo`], except on a connection that opens with [`STALL_MAGIC`]: that
 /// one's handler blocks its worker thread for [`STALL`] before it echoes
-/// each read (`--stall`). reveille has no way yet to take a stuck worker's
-/// other tasks elsewhere: they wait.
+/// each read. reveille has no way yet to take a stuck worker's other tasks
+/// elsewhere: they wait.
 async fn echo_or_stall(mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buffer = [0u8; BUFFER_SIZE];

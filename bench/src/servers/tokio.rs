@@ -1,5 +1,11 @@
 //! tokio, `current_thread` or `multi_thread`.
+//!
+//! Each binary serves with one connection handler ([`echo`], or for the
+//! stuck-worker workload [`echo_or_stall`]): the server is generic over it,
+//! so that a binary holds only the handler it runs, and LTO inlines it as
+//! it would in a server that has just that one.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,22 +19,35 @@ pub fn run(args: ServerArgs) {
         .enable_io()
         .build()
         .expect("tokio runtime");
-    serve(&runtime, args, false)
+    serve(&runtime, args, echo)
 }
 
 /// Serves on a `multi_thread` runtime of `--workers` worker threads (tokio's
 /// default would be one per core of the process's affinity mask: one, when
 /// the runner pins the server to a core).
 pub fn run_multi_thread(args: ThreadedArgs) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    serve(&multi_thread(&args), args.server, echo)
+}
+
+/// [`run_multi_thread`], each connection served by [`echo_or_stall`].
+pub fn run_multi_thread_stalling(args: ThreadedArgs) {
+    serve(&multi_thread(&args), args.server, echo_or_stall)
+}
+
+fn multi_thread(args: &ThreadedArgs) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers)
         .enable_io()
         .build()
-        .expect("tokio runtime");
-    serve(&runtime, args.server, args.stall)
+        .expect("tokio runtime")
 }
 
-fn serve(runtime: &tokio::runtime::Runtime, args: ServerArgs, stall: bool) {
+/// `handler` is a function item (zero-sized: no call through a pointer).
+fn serve<H, F>(runtime: &tokio::runtime::Runtime, args: ServerArgs, handler: H)
+where
+    H: Fn(TcpStream) -> F + Copy + Send + 'static,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     runtime.block_on(async move {
         let listener = TcpListener::bind(args.addr.as_str()).await.expect("bind");
         announce(listener.local_addr().unwrap());
@@ -38,11 +57,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServerArgs, stall: bool) {
                 Ok((stream, _)) => {
                     let exit = exit.clone();
                     tokio::spawn(async move {
-                        let _ = if stall {
-                            echo_or_stall(stream).await
-                        } else {
-                            echo(stream).await
-                        };
+                        let _ = handler(stream).await;
                         exit.closed();
                     });
                 }
@@ -66,7 +81,7 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
 
 /// [`echo`], except on a connection that opens with [`STALL_MAGIC`]: that
 /// one's handler blocks its worker thread for [`STALL`] before it echoes
-/// each read (`--stall`).
+/// each read.
 async fn echo_or_stall(mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buffer = [0u8; BUFFER_SIZE];
