@@ -413,7 +413,10 @@ impl ThreadedResults {
                 "Two workers: user-space instructions per message",
                 "cachegrind, as above, over every thread of the server (valgrind runs them one \
                  at a time, so the workers' handoffs cost what they would on separate cores \
-                 plus whatever spinning the serialisation provokes).",
+                 plus whatever spinning the serialisation provokes). A process with a second \
+                 thread also pays glibc's cancellation-point wrappers around each `recv`, \
+                 `send` and `epoll_wait` (about 145 instructions a message at one connection, \
+                 by callgrind), which the single-threaded servers above do not.",
                 &names,
                 &baseline,
                 &instruction_rows,
