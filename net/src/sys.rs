@@ -5,7 +5,13 @@
 //! * `fcntl(F_GETFL/F_SETFL)` for `O_NONBLOCK` on any descriptor (pipes,
 //!   eventfds, terminals), for [`Async`](crate::Async);
 //! * `getsockopt(SO_PEERCRED)` for [`UnixStream::peer_cred`](crate::UnixStream::peer_cred)
-//!   (std's is unstable, socket2 has none).
+//!   (std's is unstable, socket2 has none);
+//! * `recvfrom` and `sendto` for a stream's reads and writes, through
+//!   `syscall(2)` rather than glibc's `recv` and `send`: those are
+//!   thread-cancellation points, and once a process has a second thread
+//!   (a worker, a blocking-pool thread) each call pays for the
+//!   cancellation bookkeeping, some 50 instructions, for a feature Rust
+//!   code never uses.
 
 #![allow(unsafe_code)]
 
@@ -20,6 +26,58 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(rc)
     }
+}
+
+/// A raw syscall's `-1` as the `io::Error` of `errno`.
+fn check_len(rc: libc::c_long) -> io::Result<usize> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// `recvfrom(fd, buf, len, 0, NULL, NULL)`: `recv(2)`, without glibc's
+/// cancellation point (see the module docs).
+#[inline]
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole
+    // call, and the kernel writes at most that many; the address arguments
+    // are null, which `recvfrom` takes as "no address wanted". `fd` is a
+    // live descriptor for the call (borrowed).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    check_len(rc)
+}
+
+/// `sendto(fd, buf, len, flags, NULL, 0)`: `send(2)` with `flags`, without
+/// glibc's cancellation point (see the module docs).
+#[inline]
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole
+    // call; a null address with length 0 is `send`. `fd` is a live
+    // descriptor for the call (borrowed).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd.as_raw_fd(),
+            buf.as_ptr(),
+            buf.len(),
+            flags,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    };
+    check_len(rc)
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s open file description and returns

@@ -19,8 +19,9 @@ pub(crate) fn total_len<B: Deref<Target = [u8]>>(bufs: &[B]) -> usize {
 
 /// `send(2)` with `MSG_NOSIGNAL`: a closed peer is an `EPIPE` error, not a
 /// signal that kills the process.
+#[inline]
 pub(crate) fn send(socket: &impl AsFd, buf: &[u8]) -> io::Result<usize> {
-    SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
+    crate::sys::send(socket.as_fd(), buf, libc::MSG_NOSIGNAL)
 }
 
 /// `sendmsg(2)` with `MSG_NOSIGNAL`; `writev` has no flags argument and would
@@ -34,14 +35,10 @@ pub(crate) fn send_vectored(socket: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Res
     SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
 }
 
-/// `recv(2)` for a stream socket, through its `&S: Read` (mio's, so std's:
-/// one `recv` with no flags needed, since reads raise no signal).
-pub(crate) fn recv<S>(socket: &S, buf: &mut [u8]) -> io::Result<usize>
-where
-    for<'a> &'a S: Read,
-{
-    let mut socket = socket;
-    socket.read(buf)
+/// `recv(2)` for a stream socket, with no flags (reads raise no signal).
+#[inline]
+pub(crate) fn recv(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    crate::sys::recv(socket.as_fd(), buf)
 }
 
 /// `readv(2)`, as [`recv`].
