@@ -78,7 +78,9 @@ pub mod task {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub mod runtime {
-    pub use reveille_reactor::{block_on, Builder, Runtime, RuntimeMetrics, WorkerMetrics};
+    pub use reveille_reactor::{
+        block_on, current_worker, Builder, Handle, Runtime, RuntimeMetrics, WorkerMetrics,
+    };
 }
 
 /// Socket types.

@@ -45,8 +45,8 @@ pub use io::{ReadyFuture, Registered};
 #[deprecated(note = "renamed `Registered`; not public API: use `reveille::net::Async`")]
 pub type IoSource<T> = Registered<T>;
 pub use runtime::{
-    block_on, spawn, spawn_blocking, try_spawn_blocking, Builder, Runtime, RuntimeMetrics,
-    WorkerMetrics,
+    block_on, current_worker, spawn, spawn_blocking, try_spawn_blocking, Builder, Handle, Runtime,
+    RuntimeMetrics, WorkerMetrics,
 };
 pub use task::join::{JoinError, JoinHandle};
 pub use time::{

@@ -278,11 +278,10 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// How the worker threads of the servers with worker threads are named in
-/// `/proc` (which keeps 15 bytes of a name): reveille's `reveille-worker-N`,
-/// all alike there; tokio's default, `tokio-rt-worker`, and
-/// `tokio-runtime-worker` in older tokio.
-pub const WORKER_THREAD_NAMES: [&str; 3] =
-    ["reveille-worker", "tokio-rt-worker", "tokio-runtime-w"];
+/// `/proc` (which keeps 15 bytes of a name): reveille's `reveille-wN`;
+/// tokio's default, `tokio-rt-worker`, and `tokio-runtime-worker` in older
+/// tokio.
+pub const WORKER_THREAD_NAMES: [&str; 3] = ["reveille-w", "tokio-rt-worker", "tokio-runtime-w"];
 
 /// Time on a CPU of each worker thread of process `pid` (a name in
 /// [`WORKER_THREAD_NAMES`]), by thread id: the first field of

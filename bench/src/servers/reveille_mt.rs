@@ -50,15 +50,12 @@ where
         .worker_threads(args.workers)
         .build()
         .expect("runtime");
-    // The runtime lives as long as the process (which ends in
-    // `process::exit`): leaked, so that the accept loops of `--reuseport`
-    // can call `spawn_on` on it from its own workers.
-    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
-    std::thread::spawn(move || answer_metrics(runtime));
+    let handle = runtime.handle();
+    std::thread::spawn(move || answer_metrics(&handle));
     if args.reuseport {
-        serve_reuseport(runtime, args, handler);
+        serve_reuseport(&runtime, args, handler);
     } else {
-        serve_placed(runtime, args, handler);
+        serve_placed(&runtime, args, handler);
     }
 }
 
@@ -94,7 +91,7 @@ where
     })
 }
 
-fn serve_reuseport<H, F>(runtime: &'static Runtime, args: ThreadedArgs, handler: H)
+fn serve_reuseport<H, F>(runtime: &Runtime, args: ThreadedArgs, handler: H)
 where
     H: Fn(TcpStream) -> F + Copy + Send + 'static,
     F: Future<Output = std::io::Result<()>> + Send + 'static,
@@ -135,10 +132,11 @@ where
                 let exit = exit.clone();
                 runtime.spawn_on(worker, async move {
                     // Each connection's task goes on this worker.
+                    let here = reveille::runtime::Handle::current();
                     loop {
                         match listener.accept().await {
                             Ok((stream, _)) => {
-                                runtime.spawn_on(worker, connection(handler, stream, exit.clone()));
+                                here.spawn_on(worker, connection(handler, stream, exit.clone()));
                             }
                             Err(error) => eprintln!("accept: {error}"),
                         }
@@ -154,7 +152,7 @@ where
 
 /// Answers each line on standard input with the runtime's metrics, one
 /// value per worker.
-fn answer_metrics(runtime: &Runtime) {
+fn answer_metrics(runtime: &reveille::runtime::Handle) {
     let mut line = String::new();
     loop {
         line.clear();

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use super::context::{self, Current};
-use super::handle::Handle;
+use super::handle::Inner;
 use super::scheduler::Local;
 
 /// Wakes the thread inside `block_on`.
@@ -43,7 +43,7 @@ impl Drop for Exit {
 
 /// Runs `future` to completion on this thread, inside `handle`'s runtime
 /// (so that what it spawns and registers goes to the runtime's workers).
-pub(super) fn park_on<F: Future>(handle: Arc<Handle>, mut future: Pin<&mut F>) -> F::Output {
+pub(super) fn park_on<F: Future>(handle: Arc<Inner>, mut future: Pin<&mut F>) -> F::Output {
     // Not entered on a thread whose thread-locals are being destroyed: what
     // the future makes then goes to the process-wide runtime, which is
     // where `reveille::block_on` runs anyway.

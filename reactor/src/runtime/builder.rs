@@ -5,7 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::handle::Handle;
+use super::handle::Inner;
 use super::scheduler::{Local, Shared};
 use super::worker::{self, StopLatch, Worker};
 use super::{Core, Flavor, Runtime, DEFAULT_TASKS_PER_TICK};
@@ -29,8 +29,8 @@ pub struct Builder {
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
     worker_threads: Option<usize>,
-    /// The worker threads' names, before their index.
-    thread_name: &'static str,
+    /// The name of worker thread `index`.
+    thread_name: fn(usize) -> String,
 }
 
 impl Default for Builder {
@@ -49,13 +49,15 @@ impl Builder {
             max_blocking_threads: blocking::DEFAULT_MAX_THREADS,
             thread_keep_alive: blocking::DEFAULT_KEEP_ALIVE,
             worker_threads: None,
-            thread_name: "reveille-worker",
+            // Linux keeps 15 bytes of a thread's name (what `top -H`, `perf`
+            // and `/proc` show): the index must fit in them.
+            thread_name: |index| format!("reveille-w{index}"),
         }
     }
 
-    /// Names the worker threads `{name}-{index}` (the process-wide runtime's
-    /// are `reveille-global-0`).
-    pub(crate) fn thread_name(&mut self, name: &'static str) -> &mut Builder {
+    /// Names the worker threads (`reveille-w0`, `reveille-w1`, ... unless
+    /// told otherwise: the process-wide runtime's is `reveille-global`).
+    pub(crate) fn thread_name(&mut self, name: fn(usize) -> String) -> &mut Builder {
         self.thread_name = name;
         self
     }
@@ -151,7 +153,7 @@ impl Builder {
             driver.set_drivers(set.clone());
         }
         let blocking = BlockingPool::new(self.max_blocking_threads, self.thread_keep_alive);
-        let handle = Arc::new(Handle {
+        let handle = Arc::new(Inner {
             workers: drivers
                 .iter()
                 .enumerate()
@@ -178,7 +180,7 @@ impl Builder {
         for (index, core) in cores.enumerate() {
             let (handle, latch) = (handle.clone(), stopped.clone());
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-{index}", self.thread_name))
+                .name((self.thread_name)(index))
                 .spawn(move || worker::run_thread(handle, index, core, latch));
             match spawned {
                 Ok(thread) => threads.push(thread),

@@ -4,7 +4,7 @@
 //! worker threads, or as a worker thread), the thread-local below owns the
 //! worker's [`Local`] half (tasks and run queue) and a handle to its
 //! [`Shared`] half; while a thread is inside `block_on` of a runtime with
-//! worker threads, it holds the runtime's [`Handle`] only. That is how
+//! worker threads, it holds the runtime's [`Inner`] only. That is how
 //! `spawn`, a task's waker and a new socket find their runtime without being
 //! handed one.
 
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::blocking::Spawner;
 use crate::io::driver::{DriverHandle, Drivers};
 use crate::runtime::global;
-use crate::runtime::handle::Handle;
+use crate::runtime::handle::Inner;
 use crate::runtime::scheduler::Runnable;
 use crate::runtime::scheduler::{Local, Shared};
 use crate::task::join::JoinHandle;
@@ -29,7 +29,7 @@ thread_local! {
 /// The runtime running on this thread, as its tasks and sockets find it.
 pub(crate) struct Current {
     /// The runtime: its workers, their drivers, its blocking pool.
-    pub(crate) handle: Arc<Handle>,
+    pub(crate) handle: Arc<Inner>,
     /// The worker this thread runs: its driver and injection queue. `None`
     /// on a thread inside `block_on` of a runtime with worker threads.
     pub(crate) worker: Option<Arc<Shared>>,
@@ -207,8 +207,21 @@ where
     })
 }
 
+/// Whether this thread runs the worker whose shared half is `shared`.
+pub(crate) fn runs(shared: &Arc<Shared>) -> bool {
+    with_local(|current| current.runs(shared)) == Some(true)
+}
+
+/// This thread's runtime, or the process-wide one.
+pub(crate) fn current_inner() -> io::Result<Arc<Inner>> {
+    match with_local(|current| current.handle.clone()) {
+        Some(inner) => Ok(inner),
+        None => Ok(global::runtime()?.handle.clone()),
+    }
+}
+
 /// Whether this thread runs (or is inside `block_on` of) `handle`'s runtime.
-pub(crate) fn is_in(handle: &Arc<Handle>) -> bool {
+pub(crate) fn is_in(handle: &Arc<Inner>) -> bool {
     with_local(|current| Arc::ptr_eq(&current.handle, handle)) == Some(true)
 }
 

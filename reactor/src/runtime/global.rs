@@ -2,7 +2,7 @@
 //! thread that makes it runs no runtime, and what [`crate::block_on`] runs
 //! on.
 //!
-//! It has one worker thread of its own (`reveille-global-0`), started on
+//! It has one worker thread of its own (`reveille-global`), started on
 //! first use and never stopped: like async-io's reactor thread, it drives
 //! whatever was registered with it while nobody else does, so a socket
 //! works under any executor (`futures::executor::block_on`, a tokio task, a
@@ -36,7 +36,7 @@ pub(crate) fn runtime() -> io::Result<&'static Runtime> {
     }
     let runtime = Builder::new()
         .worker_threads(1)
-        .thread_name("reveille-global")
+        .thread_name(|_| "reveille-global".to_owned())
         .build()
         .map_err(|error| {
             io::Error::new(

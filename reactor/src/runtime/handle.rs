@@ -1,4 +1,4 @@
-//! [`Handle`]: a runtime's workers as any thread sees them, and where a new
+//! [`Inner`]: a runtime's workers as any thread sees them, and where a new
 //! task goes.
 //!
 //! # Placement
@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::metrics::RuntimeMetrics;
 use super::scheduler::{Injected, Local, Shared};
 use crate::blocking::Spawner;
 use crate::io::driver::Drivers;
@@ -25,7 +26,7 @@ use crate::task::raw;
 
 /// What every thread of a runtime shares: its workers' shared halves, their
 /// drivers, its blocking pool.
-pub(crate) struct Handle {
+pub(crate) struct Inner {
     /// By worker index.
     pub(crate) workers: Box<[Arc<Shared>]>,
     /// The same workers' drivers, for registrations.
@@ -34,7 +35,7 @@ pub(crate) struct Handle {
     pub(crate) blocking: Spawner,
 }
 
-impl Handle {
+impl Inner {
     /// The worker a task spawned now should run on: `from` is the worker
     /// spawning it, `None` for any other thread. See the module docs.
     pub(crate) fn place(&self, from: Option<usize>) -> usize {
@@ -56,6 +57,16 @@ impl Handle {
         } else {
             first
         }
+    }
+
+    /// A snapshot of every worker's metrics.
+    pub(crate) fn metrics(&self) -> RuntimeMetrics {
+        let workers = self
+            .workers
+            .iter()
+            .map(|worker| worker.stats.snapshot(worker.driver.registrations()))
+            .collect();
+        RuntimeMetrics { workers }
     }
 
     /// How loaded worker `index` is: its live tasks.
@@ -109,9 +120,109 @@ fn random_below(n: usize) -> usize {
     })
 }
 
+/// A handle to a runtime: spawn onto it from anywhere, onto a chosen
+/// worker included, without holding the [`Runtime`](crate::Runtime).
+///
+/// Inside a task, [`Handle::current`] finds the runtime the task runs on;
+/// with [`current_worker`], an accept loop on one worker (one
+/// `SO_REUSEPORT` listener per worker) keeps each connection's task there:
+///
+/// ```
+/// use reveille_reactor::{current_worker, Builder, Handle};
+///
+/// let runtime = Builder::new().worker_threads(2).build()?;
+/// let same = runtime.block_on(runtime.spawn_on(1, async {
+///     let here = current_worker().expect("a task runs on a worker");
+///     let child = Handle::current().spawn_on(here, async { current_worker() });
+///     (here, child.await.unwrap())
+/// }))
+/// .unwrap();
+/// assert_eq!(same, (1, Some(1)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Handle {
+    /// The runtime this thread runs (as a worker, or inside `block_on`);
+    /// the process-wide one on a thread that runs none.
+    ///
+    /// # Panics
+    ///
+    /// If the thread runs no runtime and the process-wide one cannot start.
+    pub fn current() -> Handle {
+        super::context::current_inner()
+            .map(|inner| Handle { inner })
+            .unwrap_or_else(|error| panic!("reveille::Handle::current: {error}"))
+    }
+
+    /// Spawns `future` as [`Runtime::spawn`](crate::Runtime::spawn) does.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if super::context::is_in(&self.inner) {
+            return super::context::spawn(future).expect("this thread runs this runtime");
+        }
+        let target = self.inner.place(None);
+        self.inner.spawn_on(target, None, future)
+    }
+
+    /// Spawns `future` onto worker `worker`, as
+    /// [`Runtime::spawn_on`](crate::Runtime::spawn_on) does.
+    ///
+    /// # Panics
+    ///
+    /// If `worker` is not below [`workers`](Handle::workers).
+    pub fn spawn_on<F>(&self, worker: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let workers = self.inner.workers.len();
+        assert!(
+            worker < workers,
+            "spawn_on: no worker {worker}; this runtime has {workers}"
+        );
+        if super::context::runs(&self.inner.workers[worker]) {
+            return super::context::spawn_here(future);
+        }
+        self.inner.spawn_on(worker, None, future)
+    }
+
+    /// How many workers the runtime has: 1 without worker threads.
+    pub fn workers(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// The runtime's metrics, as [`Runtime::metrics`](crate::Runtime::metrics).
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.inner.metrics()
+    }
+}
+
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
+            .field("workers", &self.inner.workers.len())
+            .finish()
+    }
+}
+
+/// The index of the worker this thread runs (a task's worker, inside a
+/// task; 0 inside `Runtime::block_on` of a runtime without worker threads);
+/// `None` on any other thread.
+pub fn current_worker() -> Option<usize> {
+    super::context::with_local(|current| current.worker.as_ref().map(|worker| worker.index))
+        .flatten()
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
             .field("workers", &self.workers.len())
             .finish_non_exhaustive()
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 #[repr(align(128))]
 pub(crate) struct WorkerStats {
     /// Tasks placed on this worker and not finished yet: counted up by the
-    /// spawner, down by the worker. Read by placement (`Handle::place`).
+    /// spawner, down by the worker. Read by placement (`Inner::place`).
     pub(crate) alive: AtomicUsize,
     polls: AtomicU64,
     remote_wakes: AtomicU64,

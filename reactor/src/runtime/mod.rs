@@ -26,6 +26,7 @@ mod spawn;
 mod worker;
 
 pub use builder::Builder;
+pub use handle::{current_worker, Handle};
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use spawn::{spawn, spawn_blocking, try_spawn_blocking};
 
@@ -41,7 +42,7 @@ use crate::blocking::BlockingPool;
 use crate::task::join::JoinHandle;
 use crate::task::raw;
 use context::Current;
-use handle::Handle;
+use handle::Inner;
 use scheduler::{Injected, Local};
 use worker::{CoreGuard, Worker};
 
@@ -93,7 +94,7 @@ const DEFAULT_TASKS_PER_TICK: u32 = 61;
 pub struct Runtime {
     /// What any thread may touch: the workers' shared halves, their
     /// drivers, the blocking pool's spawner.
-    handle: Arc<Handle>,
+    handle: Arc<Inner>,
     /// Who runs the workers.
     flavor: Flavor,
     /// Threads for [`spawn_blocking`](crate::spawn_blocking). A field, and
@@ -245,16 +246,17 @@ impl Runtime {
             worker < workers,
             "Runtime::spawn_on: no worker {worker}; this runtime has {workers}"
         );
-        let local = context::with_local(|current| {
-            current
-                .worker
-                .as_ref()
-                .is_some_and(|shared| Arc::ptr_eq(shared, &self.handle.workers[worker]))
-        });
-        if local == Some(true) {
+        if context::runs(&self.handle.workers[worker]) {
             return context::spawn_here(future);
         }
         self.handle.spawn_on(worker, None, future)
+    }
+
+    /// A [`Handle`] to this runtime, to spawn onto it without holding it.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            inner: self.handle.clone(),
+        }
     }
 
     /// How many workers this runtime has: 1 without worker threads.
@@ -297,13 +299,7 @@ impl Runtime {
 
     /// A snapshot of what each worker has done: see [`WorkerMetrics`].
     pub fn metrics(&self) -> RuntimeMetrics {
-        let workers = self
-            .handle
-            .workers
-            .iter()
-            .map(|worker| worker.stats.snapshot(worker.driver.registrations()))
-            .collect();
-        RuntimeMetrics { workers }
+        self.handle.metrics()
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use super::context::{self, Current};
-use super::handle::Handle;
+use super::handle::Inner;
 use super::main_waker::MainWaker;
 use super::metrics::Counts;
 use super::scheduler::{Injected, Local, Runnable, Shared};
@@ -254,7 +254,7 @@ impl StopLatch {
 /// The body of worker thread `index`: runs its loop until the runtime asks
 /// it to stop, then, once every worker has stopped (`stopped`), cancels its
 /// tasks and shuts its driver down.
-pub(super) fn run_thread(handle: Arc<Handle>, index: usize, core: Core, stopped: Arc<StopLatch>) {
+pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: Arc<StopLatch>) {
     // Counts this worker as stopped however its thread ends: a worker that
     // unwinds (a foreign waker that panics, a failing `epoll_wait`) must
     // not keep the others, and the runtime's drop, waiting for ever.
