@@ -5,7 +5,7 @@
 //! ```text
 //! bench all [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]
 //! bench quick            # one round, short windows, no counters
-//! bench soak [--secs 60]  # the reveille server under steady load, watched for leaks
+//! bench soak [--secs 60] [--workers N]  # the reveille server under steady load, watched for leaks
 //! bench skewed [--rounds N] [--duration SECONDS]   # uneven load on two workers
 //! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
 //! bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]
@@ -125,14 +125,18 @@ fn main() {
         return;
     }
     if command.as_deref() == Some("soak") {
-        let secs = match (args.next().as_deref(), args.next()) {
-            (None, _) => 60.0,
-            (Some("--secs"), Some(value)) => value.parse().unwrap_or_else(|_| usage()),
-            _ => usage(),
-        };
+        let (mut secs, mut workers) = (60.0, None);
+        while let Some(arg) = args.next() {
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--secs" => secs = value.parse().unwrap_or_else(|_| usage()),
+                "--workers" => workers = Some(value.parse().unwrap_or_else(|_| usage())),
+                _ => usage(),
+            }
+        }
         build_siblings();
         bench::loadgen::raise_fd_limit();
-        std::process::exit(soak(secs));
+        std::process::exit(soak(secs, workers));
     }
     let mut options = match command.as_deref() {
         Some("all") => Options {
@@ -241,7 +245,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: bench all|quick [--rounds N] [--duration SECONDS] [--idle N] [--out DIR]\n       \
          bench count [SERVER...]     # floor: the futures floor\n       \
-         bench soak [--secs SECONDS]\n       \
+         bench soak [--secs SECONDS] [--workers N]\n       \
          bench fairness [--rounds N]\n       \
          bench skewed|stuck [--rounds N] [--duration SECONDS]\n       \
          bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]"
@@ -251,8 +255,8 @@ fn usage() -> ! {
 
 /// `bench soak`: runs the soak, prints what it saw, and returns the exit
 /// status: 1 if descriptors or RSS grew.
-fn soak(secs: f64) -> i32 {
-    let report = bench::runner::soak::soak(std::time::Duration::from_secs_f64(secs));
+fn soak(secs: f64, workers: Option<usize>) -> i32 {
+    let report = bench::runner::soak::soak(std::time::Duration::from_secs_f64(secs), workers);
     println!(
         "soak: {:.0} s: {:.0} ping-pong messages/s on 64 connections, {} connections churned \
          ({:.0}/s)",

@@ -103,9 +103,16 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
 }
 
-/// Runs the soak for `duration` after the warm-up.
-pub fn soak(duration: Duration) -> SoakReport {
-    let server = Server::start("echo-reveille", &[], &[]);
+/// Runs the soak for `duration` after the warm-up, against the single-worker
+/// server, or with `workers` the server with that many worker threads
+/// (placement mode: connections accepted on the main thread, served on the
+/// workers, their registrations moved there).
+pub fn soak(duration: Duration, workers: Option<usize>) -> SoakReport {
+    let workers_arg = workers.map(|n| n.to_string());
+    let server = match &workers_arg {
+        None => Server::start("echo-reveille", &[], &[]),
+        Some(n) => Server::start("echo-reveille-mt", &[], &["--workers", n]),
+    };
     let pid = server.pid();
     let fds_idle = open_fds(pid);
     eprintln!(
