@@ -10,7 +10,7 @@
 //!   they cost, and with `SO_REUSEPORT` the kernel places connections by a
 //!   hash of their addresses; tokio's workers steal from each other.
 //! * A stuck worker ([`STUCK`]): one connection's handler blocks its thread
-//!   for [`STALL`](crate::STALL) once a second (a `std::thread::sleep`, as
+//!   for [`STALL`] once a second (a `std::thread::sleep`, as
 //!   a handler that calls blocking code would), while 64 others ping-pong:
 //!   their latency percentiles say what happens to the tasks that share the
 //!   stuck thread. reveille cannot yet move them to another worker.

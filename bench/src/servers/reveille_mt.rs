@@ -32,7 +32,7 @@ pub fn run(args: ThreadedArgs) {
     serve(args, echo)
 }
 
-/// [`run`], each connection served by [`echo_or_stall`].
+/// [`run`], each connection served by `echo_or_stall`.
 pub fn run_stalling(args: ThreadedArgs) {
     serve(args, echo_or_stall)
 }

@@ -1,7 +1,7 @@
 //! tokio, `current_thread` or `multi_thread`.
 //!
-//! Each binary serves with one connection handler ([`echo`], or for the
-//! stuck-worker workload [`echo_or_stall`]): the server is generic over it,
+//! Each binary serves with one connection handler (`echo`, or for the
+//! stuck-worker workload `echo_or_stall`): the server is generic over it,
 //! so that a binary holds only the handler it runs, and LTO inlines it as
 //! it would in a server that has just that one.
 
@@ -29,7 +29,7 @@ pub fn run_multi_thread(args: ThreadedArgs) {
     serve(&multi_thread(&args), args.server, echo)
 }
 
-/// [`run_multi_thread`], each connection served by [`echo_or_stall`].
+/// [`run_multi_thread`], each connection served by `echo_or_stall`.
 pub fn run_multi_thread_stalling(args: ThreadedArgs) {
     serve(&multi_thread(&args), args.server, echo_or_stall)
 }
