@@ -272,8 +272,6 @@ fn spawns_from_outside_are_balanced() {
             handle.await.unwrap();
         }
     });
-    let alive = sum(runtime.metrics().workers(), |w| w.tasks_alive as u64);
-    assert_eq!(alive, 0);
 }
 
 /// A task spawned on a worker stays there while that worker is not the

@@ -228,8 +228,6 @@ impl Runtime {
     ///     outputs
     /// });
     /// assert_eq!(outputs, [0, 10]);
-    /// let metrics = runtime.metrics();
-    /// assert!(metrics.workers().iter().all(|worker| worker.spawned == 1));
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///
