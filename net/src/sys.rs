@@ -10,8 +10,8 @@
 //!   `syscall(2)` rather than glibc's `recv` and `send`: those are
 //!   thread-cancellation points, and once a process has a second thread
 //!   (a worker, a blocking-pool thread) each call pays for the
-//!   cancellation bookkeeping, some 50 instructions, for a feature Rust
-//!   code never uses.
+//!   cancellation bookkeeping, for a feature Rust code never uses
+//!   (bench/README.md has the cost).
 
 #![allow(unsafe_code)]
 

@@ -66,6 +66,11 @@ fn sum(metrics: &[WorkerMetrics], field: impl Fn(&WorkerMetrics) -> u64) -> u64 
     metrics.iter().map(field).sum()
 }
 
+/// `field` of each of `runtime`'s workers, in worker order.
+fn each<T>(runtime: &Runtime, field: impl Fn(&WorkerMetrics) -> T) -> Vec<T> {
+    runtime.metrics().workers().iter().map(field).collect()
+}
+
 /// The accept-then-spawn server: the acceptor (here `block_on`'s future)
 /// registers every connection with one worker, the handlers are spread
 /// over both, and each connection's registration moves to its handler's
@@ -210,12 +215,7 @@ fn a_finished_readers_waker_does_not_keep_the_registration() {
     peer.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
     peer.read_exact(&mut received).unwrap();
     run_on(&runtime, writer).unwrap();
-    let moved: Vec<u64> = runtime
-        .metrics()
-        .workers()
-        .iter()
-        .map(|w| w.moved_registrations)
-        .collect();
+    let moved: Vec<u64> = each(&runtime, |w| w.moved_registrations);
     assert_eq!(moved, [1, 1], "moves away from worker 0 and from worker 1");
 }
 
@@ -257,12 +257,7 @@ fn spawns_from_outside_are_balanced() {
             })
         })
         .collect();
-    let alive: Vec<usize> = runtime
-        .metrics()
-        .workers()
-        .iter()
-        .map(|w| w.tasks_alive)
-        .collect();
+    let alive: Vec<usize> = each(&runtime, |w| w.tasks_alive);
     assert_eq!(alive.iter().sum::<usize>(), 200, "{alive:?}");
     let (least, most) = (alive.iter().min().unwrap(), alive.iter().max().unwrap());
     assert!(most - least <= 10, "unbalanced: {alive:?}");
@@ -300,12 +295,7 @@ fn spawns_on_a_busy_worker_even_the_load() {
         children
     });
     run_on(&runtime, all_spawned).unwrap();
-    let alive: Vec<usize> = runtime
-        .metrics()
-        .workers()
-        .iter()
-        .map(|w| w.tasks_alive)
-        .collect();
+    let alive: Vec<usize> = each(&runtime, |w| w.tasks_alive);
     assert_eq!(alive.iter().sum::<usize>(), CHILDREN + 1);
     assert!(alive[0].abs_diff(alive[1]) <= 1, "uneven: {alive:?}");
     release.send(()).unwrap();

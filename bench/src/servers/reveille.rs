@@ -43,7 +43,8 @@ fn run_on(runtime: &reveille::Runtime, args: ServerArgs) {
     })
 }
 
-async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+/// Echoes until EOF: every reveille server's connection handler.
+pub(crate) async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buffer = [0u8; BUFFER_SIZE];
     loop {

@@ -29,7 +29,7 @@ use crate::{announce, ExitAfter, ThreadedArgs, BUFFER_SIZE, STALL, STALL_MAGIC};
 
 /// Serves until `--exit-after` says stop.
 pub fn run(args: ThreadedArgs) {
-    serve(args, echo)
+    serve(args, super::reveille::echo)
 }
 
 /// [`run`], each connection served by `echo_or_stall`.
@@ -180,20 +180,8 @@ fn answer_metrics(runtime: &reveille::runtime::Handle) {
     }
 }
 
-async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buffer = [0u8; BUFFER_SIZE];
-    loop {
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buffer[..n]).await?;
-    }
-}
-
-/// [`echo`], except on a connection that opens with [`STALL_MAGIC`]: that
-/// one's handler blocks its worker thread for [`STALL`] before it echoes
+/// The single-worker server's `echo`, except on a connection that opens
+/// with [`STALL_MAGIC`]: that one's handler blocks its worker thread for [`STALL`] before it echoes
 /// each read. reveille has no way yet to take a stuck worker's other tasks
 /// elsewhere: they wait.
 async fn echo_or_stall(mut stream: TcpStream) -> std::io::Result<()> {
