@@ -18,10 +18,11 @@ use std::time::Instant;
 use bench::runner::counters::{
     allocations_per_message, instructions_per_message, syscalls_per_message,
 };
+use bench::runner::imbalance::{skewed_only, stuck_only};
 use bench::runner::procs::have;
 use bench::runner::report::Results;
 use bench::runner::scale::{scale, ScaleOptions};
-use bench::runner::threads::{skewed_only, stuck_only, ThreadedResults};
+use bench::runner::threads::ThreadedResults;
 use bench::runner::workloads::{
     idle_rss_per_connection, measure, ServerKind, Timing, BULK, FLOOD, FLOOR, MESSAGE_WORKLOADS,
     REVEILLE_2W_REUSEPORT, REVEILLE_UNBUDGETED, SERVERS, THREADED_SERVERS,

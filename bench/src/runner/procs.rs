@@ -335,3 +335,22 @@ pub fn have(command: &str) -> bool {
         std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(command).is_file())
     })
 }
+
+/// Where the processes of a run with worker threads went, as a sentence.
+pub fn layout(cores: &Cores) -> String {
+    if cores.shared {
+        format!(
+            "The server and the load generator share the machine's cores ({}): too few for a \
+             core each, so none is pinned and the scheduler places every thread; the figures \
+             compare these servers with each other, not with the single-threaded ones pinned \
+             to a core above.",
+            cores.server
+        )
+    } else {
+        format!(
+            "The server runs on cores {} and the load generator on core {}.",
+            cores.server,
+            cores.loadgens.join(", ")
+        )
+    }
+}

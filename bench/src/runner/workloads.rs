@@ -196,7 +196,7 @@ pub const SKEWED: Workload = Workload {
 };
 
 /// The stuck-worker workload's load: 64 ping-pong connections, beside one
-/// whose handler blocks its thread (`runner::threads::stuck`).
+/// whose handler blocks its thread (`runner::imbalance::stuck`).
 pub const STUCK: Workload = Workload {
     name: "64 ping-pong 64 B beside a handler blocking 0.5 s every 1 s",
     mode: "pingpong",
