@@ -16,7 +16,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A libc call's `-1` as the `io::Error` of `errno`.
@@ -41,10 +41,24 @@ fn check_len(rc: libc::c_long) -> io::Result<usize> {
 /// cancellation point (see the module docs).
 #[inline]
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and
+    // `recv_uninit` only writes initialised bytes into the buffer (the
+    // kernel's), so `buf` stays initialised.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    recv_uninit(fd, uninit)
+}
+
+/// [`recv`] into a buffer that need not be initialised: what tokio's
+/// `ReadBuf` and hyper's `ReadBufCursor` hand out, so that their reads skip
+/// the zero-filling a `&mut [u8]` would need. On `Ok(n)`, the kernel has
+/// written (initialised) the first `n` bytes of `buf`, and no others.
+#[inline]
+pub(crate) fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole
-    // call, and the kernel writes at most that many; the address arguments
-    // are null, which `recvfrom` takes as "no address wanted". `fd` is a
-    // live descriptor for the call (borrowed).
+    // call (the kernel never reads it, so its being uninitialised does not
+    // matter), and the kernel writes at most that many; the address
+    // arguments are null, which `recvfrom` takes as "no address wanted".
+    // `fd` is a live descriptor for the call (borrowed).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_recvfrom,

@@ -12,6 +12,7 @@ mod timeouts;
 mod transfer;
 
 use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::task::{Context, Poll};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use reveille_reactor::{Direction, Registered};
 
 pub(crate) use timeouts::IoTimeouts;
-use transfer::{recv, recv_vectored, send, send_vectored, total_len};
+use transfer::{recv, recv_uninit, recv_vectored, send, send_vectored, total_len};
 
 /// A stream socket of one family, as mio gives it.
 pub(crate) trait StreamSocket: mio::event::Source + AsFd + std::os::fd::AsRawFd
@@ -147,6 +148,27 @@ where
                 .poll_transfer(cx, Direction::Read, buf.len(), |s| recv(s, buf))
         } else {
             self.io.poll_io(cx, Direction::Read, |s| recv(s, buf))
+        };
+        self.timeouts.check(&self.io, Direction::Read, cx, poll)
+    }
+
+    /// [`poll_read`](Self::poll_read) into a buffer that need not be
+    /// initialised, for the tokio and hyper read traits (their buffers
+    /// track what is initialised, so nothing is zero-filled). On
+    /// `Ready(Ok(n))` the first `n` bytes of `buf` are initialised.
+    #[cfg_attr(not(any(feature = "tokio-io", feature = "hyper")), allow(dead_code))]
+    #[inline]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = if S::SHORT_READ_DRAINS {
+            self.io
+                .poll_transfer(cx, Direction::Read, buf.len(), |s| recv_uninit(s, buf))
+        } else {
+            self.io
+                .poll_io(cx, Direction::Read, |s| recv_uninit(s, buf))
         };
         self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }
