@@ -101,6 +101,16 @@ pub mod io {
     pub use futures_io::{AsyncRead, AsyncWrite};
 }
 
+/// Other crates' I/O traits, implemented natively by the streams, each under
+/// a Cargo feature of its name (off by default).
+///
+/// * `tokio-io`: `tokio_io`, tokio's `AsyncRead`
+///   and `AsyncWrite` (no tokio runtime needed).
+pub mod compat {
+    #[cfg(feature = "tokio-io")]
+    pub use reveille_net::compat::tokio_io;
+}
+
 /// Readiness as the reactor speaks it, for code that waits on sockets
 /// itself. A descriptor of your own (a pipe, an eventfd, a socket from
 /// another library) goes through [`net::Async`], which needs nothing from

@@ -18,6 +18,10 @@
 //! and the `getsockopt` behind [`UnixStream::peer_cred`], which neither std
 //! (unstable) nor socket2 offers.
 //!
+//! Under the `tokio-io` feature, `compat/tokio_io.rs` is a second door: the
+//! two `unsafe` calls through which tokio's `ReadBuf` lends its
+//! uninitialised memory.
+//!
 //! [reveille]: https://docs.rs/reveille
 
 #![deny(unsafe_code)]
@@ -25,6 +29,7 @@
 
 mod addr;
 mod async_fd;
+pub mod compat;
 mod conversions;
 mod stream;
 mod sys;

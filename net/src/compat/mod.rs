@@ -1,0 +1,10 @@
+//! Other crates' I/O traits, implemented natively for reveille's streams:
+//! each outside crate has a module here, compiled only under the Cargo
+//! feature of the same name (off by default).
+//!
+//! | feature | module | traits |
+//! |---|---|---|
+//! | `tokio-io` | `tokio_io` | `tokio::io::{AsyncRead, AsyncWrite}` |
+
+#[cfg(feature = "tokio-io")]
+pub mod tokio_io;
