@@ -52,6 +52,8 @@ mod tcp_stream;
 mod tcp_timeouts;
 mod timer_budget;
 mod timers;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod udp;
 mod udp_multicast;
 mod unix;

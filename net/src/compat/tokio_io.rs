@@ -30,6 +30,11 @@
 //! nothing to flush on a stream, and `poll_write_vectored` is one `sendmsg`
 //! (`is_write_vectored` is true).
 //!
+//! One name clashes: the streams' inherent `shutdown(how)` (std's, which
+//! never waits) hides tokio's `AsyncWriteExt::shutdown()` in method calls, so
+//! write the latter as `AsyncWriteExt::shutdown(&mut stream).await`. Generic
+//! code (`W: AsyncWrite`) and the owned write half are unaffected.
+//!
 //! # Reads into uninitialised memory
 //!
 //! A [`ReadBuf`] knows how much of its buffer is initialised, so a stream's
