@@ -9,6 +9,7 @@
 //! bench skewed [--rounds N] [--duration SECONDS]   # uneven load on two workers
 //! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
 //! bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]
+//! bench framed [--rounds N] [--mib N] [--no-instructions]   # FramedRead: tokio-io native vs Compat
 //! ```
 
 use std::path::PathBuf;
@@ -47,6 +48,27 @@ fn main() {
         build_siblings();
         bench::loadgen::raise_fd_limit();
         count(&args.collect::<Vec<_>>());
+        return;
+    }
+    if command.as_deref() == Some("framed") {
+        let mut options = bench::runner::framed::FramedOptions::default();
+        while let Some(arg) = args.next() {
+            if arg == "--no-instructions" {
+                options.instructions = false;
+                continue;
+            }
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+                "--mib" => options.mib = value.parse().unwrap_or_else(|_| usage()),
+                "--path" => {
+                    options.only =
+                        Some(bench::runner::framed::Path::parse(&value).unwrap_or_else(|| usage()))
+                }
+                _ => usage(),
+            }
+        }
+        println!("{}", bench::runner::framed::framed(options));
         return;
     }
     if command.as_deref() == Some("fairness") {
@@ -249,7 +271,8 @@ fn usage() -> ! {
          bench soak [--secs SECONDS] [--workers N]\n       \
          bench fairness [--rounds N]\n       \
          bench skewed|stuck [--rounds N] [--duration SECONDS]\n       \
-         bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]"
+         bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]\n       \
+         bench framed [--rounds N] [--mib N] [--path native|compat] [--no-instructions]"
     );
     std::process::exit(2)
 }

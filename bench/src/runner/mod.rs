@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod fairness;
+pub mod framed;
 pub mod imbalance;
 pub mod procs;
 pub mod report;
