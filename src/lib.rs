@@ -108,6 +108,7 @@ pub mod io {
 ///   and `AsyncWrite` (no tokio runtime needed).
 pub mod compat {
     #[cfg(feature = "tokio-io")]
+    #[doc(inline)]
     pub use reveille_net::compat::tokio_io;
 }
 

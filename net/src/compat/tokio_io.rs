@@ -45,7 +45,7 @@
 //! for a codec reading into a fresh `BytesMut` reservation is every byte
 //! received, written twice.
 //!
-//! [`Async<T>`] cannot skip it: `T` only offers [`Read`](std::io::Read) over
+//! [`Async<T>`] cannot skip it: `T` only offers [`Read`] over
 //! `&mut [u8]`. Its reads use [`ReadBuf::initialize_unfilled`], which
 //! zero-fills only what was never initialised, so a reused `ReadBuf` pays
 //! once, not on every read.
