@@ -30,10 +30,13 @@
 //! nothing to flush on a stream, and `poll_write_vectored` is one `sendmsg`
 //! (`is_write_vectored` is true).
 //!
-//! One name clashes: the streams' inherent `shutdown(how)` (std's, which
-//! never waits) hides tokio's `AsyncWriteExt::shutdown()` in method calls, so
-//! write the latter as `AsyncWriteExt::shutdown(&mut stream).await`. Generic
-//! code (`W: AsyncWrite`) and the owned write half are unaffected.
+//! Names clash in two places. The streams' inherent `shutdown(how)` (std's,
+//! which never waits) hides tokio's `AsyncWriteExt::shutdown()` in method
+//! calls: write the latter as `AsyncWriteExt::shutdown(&mut stream).await`
+//! (generic code, `W: AsyncWrite`, and the owned write half are unaffected).
+//! And with both tokio's and futures-util's extension traits in scope,
+//! `read` and `write_all` are ambiguous on the streams, which implement
+//! both: import one, and call the other by its path.
 //!
 //! # Reads into uninitialised memory
 //!
