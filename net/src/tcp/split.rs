@@ -72,7 +72,7 @@ impl TcpStream {
 
 /// The read half of a [`TcpStream`], from [`TcpStream::into_split`].
 pub struct OwnedReadHalf {
-    stream: Arc<TcpStream>,
+    pub(crate) stream: Arc<TcpStream>,
 }
 
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
