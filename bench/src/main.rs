@@ -9,6 +9,7 @@
 //! bench skewed [--rounds N] [--duration SECONDS]   # uneven load on two workers
 //! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
 //! bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]
+//! bench hyper [--rounds N] [--duration SECONDS] [--requests N] [--no-instructions]
 //! ```
 
 use std::path::PathBuf;
@@ -123,6 +124,35 @@ fn main() {
         build_siblings();
         bench::loadgen::raise_fd_limit();
         println!("{}", scale(options));
+        return;
+    }
+    if command.as_deref() == Some("hyper") {
+        let mut options = bench::runner::hyper::HyperOptions {
+            rounds: 3,
+            duration: 5,
+            count_requests: have("valgrind").then_some(20_000),
+        };
+        let mut requests = 20_000;
+        while let Some(arg) = args.next() {
+            if arg == "--no-instructions" {
+                options.count_requests = None;
+                continue;
+            }
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+                "--duration" => options.duration = value.parse().unwrap_or_else(|_| usage()),
+                "--requests" => requests = value.parse().unwrap_or_else(|_| usage()),
+                _ => usage(),
+            }
+        }
+        options.count_requests = options.count_requests.map(|_| requests);
+        if !have("wrk") {
+            eprintln!("bench hyper: wrk is not installed (apt-get install wrk)");
+            std::process::exit(2);
+        }
+        build_siblings();
+        println!("{}", bench::runner::hyper::hyper(&options));
         return;
     }
     if command.as_deref() == Some("soak") {
@@ -249,7 +279,8 @@ fn usage() -> ! {
          bench soak [--secs SECONDS] [--workers N]\n       \
          bench fairness [--rounds N]\n       \
          bench skewed|stuck [--rounds N] [--duration SECONDS]\n       \
-         bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]"
+         bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]\n       \
+         bench hyper [--rounds N] [--duration SECONDS] [--requests N] [--no-instructions]"
     );
     std::process::exit(2)
 }

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod fairness;
+pub mod hyper;
 pub mod imbalance;
 pub mod procs;
 pub mod report;

@@ -52,7 +52,10 @@ fn fill(
         let unfilled = buf.as_mut();
         let len = unfilled.len();
         let n = ready!(read(unfilled))?;
-        assert!(n <= len, "a read reported {n} bytes into a {len}-byte buffer");
+        assert!(
+            n <= len,
+            "a read reported {n} bytes into a {len}-byte buffer"
+        );
         buf.advance(n);
     }
     Poll::Ready(Ok(()))

@@ -1,8 +1,8 @@
 //! hyper on reveille (feature `hyper`): the runtime pieces that hyper 1.x
 //! asks its user for.
 //!
-//! * [`hyper::rt::Read`](::hyper::rt::Read) and
-//!   [`hyper::rt::Write`](::hyper::rt::Write) for
+//! * [`hyper::rt::Read`] and
+//!   [`hyper::rt::Write`] for
 //!   [`TcpStream`](crate::TcpStream), [`UnixStream`](crate::UnixStream),
 //!   shared references to them, TCP's [owned halves](crate::tcp::OwnedReadHalf)
 //!   (the read half reads, the write half writes) and
