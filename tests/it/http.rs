@@ -439,9 +439,10 @@ fn header_read_timeout_disconnects_a_stalled_client() {
     let (_server, addr) = Example::server(&["--header-timeout", "1"]);
     // Half a request line, then nothing; and half the HTTP/2 preface.
     for half in [&b"GET / HTTP/1.1\r\nHost: x\r\n"[..], b"PRI * HTTP/2"] {
+        // Before the connect: the server's clock starts at its accept.
+        let started = Instant::now();
         let mut stream = std::net::TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(CHILD_LIMIT)).unwrap();
-        let started = Instant::now();
         stream.write_all(half).expect("send");
         let mut rest = Vec::new();
         // EOF (or a reset, which is a disconnect too) ends the read.
@@ -516,7 +517,10 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits_0() {
 #[test]
 fn client_fetches_root_and_a_large_body_byte_exact() {
     let (_server, addr) = Example::server(&["--quiet"]);
-    let (status, out, err, _) = client(&[&format!("http://{addr}/")]);
+    // A host name, resolved by the client (to ::1 and 127.0.0.1, tried in
+    // turn: the server listens on the latter).
+    let url = format!("http://localhost:{}/", addr.port());
+    let (status, out, err, _) = client(&[&url]);
     assert!(status.success(), "{status}: {err}");
     assert_eq!(out, b"hello from reveille\n");
 
@@ -798,8 +802,8 @@ fn timer_sleeps_and_reset_moves_the_deadline() {
 
         // A sleep of another timer is replaced by one of ours.
         let mut foreign: Pin<Box<dyn hyper::rt::Sleep>> = Box::pin(Foreign);
-        timer.reset(&mut foreign, Instant::now() + Duration::from_millis(10));
         let started = Instant::now();
+        timer.reset(&mut foreign, Instant::now() + Duration::from_millis(10));
         foreign.as_mut().await;
         assert!(started.elapsed() >= Duration::from_millis(10));
     });
@@ -831,8 +835,10 @@ fn http1_header_read_timeout_through_the_timer() {
                 .serve_connection(stream, service_fn(echo))
                 .await
         });
-        let mut client = TcpStream::connect(addr).await.unwrap();
+        // Before the connect: on worker threads, the server may start the
+        // header-read timer before `connect` returns here.
         let started = Instant::now();
+        let mut client = TcpStream::connect(addr).await.unwrap();
         client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let served = server.await.unwrap();
         let waited = started.elapsed();
