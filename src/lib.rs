@@ -138,3 +138,43 @@ pub mod reactor {
 pub mod stream {
     pub use futures_core::Stream;
 }
+
+/// hyper on reveille (feature `hyper`): `hyper::rt::Read` and
+/// `hyper::rt::Write` for the stream types and [`net::Async`] (so a
+/// [`net::TcpStream`] goes to hyper as it is), an [`Executor`](hyper::Executor)
+/// for HTTP/2 and a [`Timer`](hyper::Timer) for hyper's timeouts.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+///
+/// use hyper::server::conn::http1;
+/// use hyper::service::service_fn;
+/// use hyper::{Request, Response};
+///
+/// async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<String>, Infallible> {
+///     Ok(Response::new("hello\n".to_owned()))
+/// }
+///
+/// reveille::block_on(async {
+///     let listener = reveille::net::TcpListener::bind("127.0.0.1:8080").await?;
+///     loop {
+///         let (stream, _) = listener.accept().await?;
+///         reveille::spawn(async move {
+///             let served = http1::Builder::new()
+///                 .timer(reveille::hyper::Timer::new())
+///                 .serve_connection(stream, service_fn(hello))
+///                 .await;
+///             if let Err(error) = served {
+///                 eprintln!("connection: {error}");
+///             }
+///         });
+///     }
+///     # #[allow(unreachable_code)]
+///     # Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(feature = "hyper")]
+pub mod hyper {
+    pub use reveille_net::compat::hyper::{Executor, Timer};
+}

@@ -10,6 +10,7 @@
 //! bench stuck [--rounds N] [--duration SECONDS]    # a worker whose handler blocks
 //! bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]
 //! bench framed [--rounds N] [--mib N] [--no-instructions]   # FramedRead: tokio-io native vs Compat
+//! bench hyper [--rounds N] [--duration SECONDS] [--requests N] [--no-instructions]
 //! ```
 
 use std::path::PathBuf;
@@ -147,6 +148,35 @@ fn main() {
         println!("{}", scale(options));
         return;
     }
+    if command.as_deref() == Some("hyper") {
+        let mut options = bench::runner::hyper::HyperOptions {
+            rounds: 3,
+            duration: 5,
+            count_requests: have("valgrind").then_some(20_000),
+        };
+        let mut requests = 20_000;
+        while let Some(arg) = args.next() {
+            if arg == "--no-instructions" {
+                options.count_requests = None;
+                continue;
+            }
+            let value = args.next().unwrap_or_else(|| usage());
+            match arg.as_str() {
+                "--rounds" => options.rounds = value.parse().unwrap_or_else(|_| usage()),
+                "--duration" => options.duration = value.parse().unwrap_or_else(|_| usage()),
+                "--requests" => requests = value.parse().unwrap_or_else(|_| usage()),
+                _ => usage(),
+            }
+        }
+        options.count_requests = options.count_requests.map(|_| requests);
+        if !have("wrk") {
+            eprintln!("bench hyper: wrk is not installed (apt-get install wrk)");
+            std::process::exit(2);
+        }
+        build_siblings();
+        println!("{}", bench::runner::hyper::hyper(&options));
+        return;
+    }
     if command.as_deref() == Some("soak") {
         let (mut secs, mut workers) = (60.0, None);
         while let Some(arg) = args.next() {
@@ -272,7 +302,8 @@ fn usage() -> ! {
          bench fairness [--rounds N]\n       \
          bench skewed|stuck [--rounds N] [--duration SECONDS]\n       \
          bench scale [--rounds N] [--duration SECONDS] [--max-workers N] [--no-instructions]\n       \
-         bench framed [--rounds N] [--mib N] [--path native|compat] [--no-instructions]"
+         bench framed [--rounds N] [--mib N] [--path native|compat] [--no-instructions]\n       \
+         bench hyper [--rounds N] [--duration SECONDS] [--requests N] [--no-instructions]"
     );
     std::process::exit(2)
 }

@@ -34,6 +34,8 @@ mod ended_while_waiting;
 mod fairness;
 mod foreign_executor;
 mod fs;
+#[cfg(feature = "hyper")]
+mod http;
 mod ipv6;
 mod netns;
 mod off_runtime;

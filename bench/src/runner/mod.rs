@@ -4,6 +4,7 @@
 pub mod counters;
 pub mod fairness;
 pub mod framed;
+pub mod hyper;
 pub mod imbalance;
 pub mod procs;
 pub mod report;

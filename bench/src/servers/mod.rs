@@ -2,6 +2,7 @@
 
 pub mod async_io;
 pub mod floor;
+pub mod http;
 pub mod mio_loop;
 pub mod reveille;
 pub mod reveille_mt;

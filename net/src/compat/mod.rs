@@ -5,6 +5,9 @@
 //! | feature | module | traits |
 //! |---|---|---|
 //! | `tokio-io` | `tokio_io` | `tokio::io::{AsyncRead, AsyncWrite}` |
+//! | `hyper` | `hyper` | `hyper::rt::{Read, Write}`, `Executor`, `Timer` |
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(feature = "tokio-io")]
 pub mod tokio_io;
