@@ -52,6 +52,7 @@ mod tcp_stream;
 mod tcp_timeouts;
 mod timer_budget;
 mod timers;
+mod tls_echo;
 mod udp;
 mod udp_multicast;
 mod unix;
