@@ -30,7 +30,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -410,7 +410,7 @@ pub(crate) fn self_signed() -> io::Result<(rcgen::Certificate, rcgen::KeyPair)> 
 }
 
 /// Every certificate in a PEM file.
-fn read_certs(path: &PathBuf) -> io::Result<Vec<CertificateDer<'static>>> {
+fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -425,13 +425,13 @@ fn read_certs(path: &PathBuf) -> io::Result<Vec<CertificateDer<'static>>> {
 }
 
 /// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
-fn read_key(path: &PathBuf) -> io::Result<PrivateKeyDer<'static>> {
+fn read_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
     let pem = read(path)?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| invalid_data(format!("{}: no private key: {e}", path.display())))
 }
 
-fn read(path: &PathBuf) -> io::Result<Vec<u8>> {
+fn read(path: &Path) -> io::Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", path.display())))
 }
@@ -442,7 +442,7 @@ fn invalid_data(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> i
 
 /// The client's TLS configuration: the certificates in `ca` as its only
 /// trust anchors.
-fn client_config(ca: &PathBuf) -> io::Result<ClientConfig> {
+fn client_config(ca: &Path) -> io::Result<ClientConfig> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(ca)? {
         roots
