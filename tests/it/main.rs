@@ -54,6 +54,7 @@ mod tcp_stream;
 mod tcp_timeouts;
 mod timer_budget;
 mod timers;
+mod tls_echo;
 #[cfg(feature = "tokio-io")]
 mod tokio_io;
 mod udp;
