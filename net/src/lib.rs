@@ -25,6 +25,7 @@
 
 mod addr;
 mod async_fd;
+pub mod compat;
 mod conversions;
 mod stream;
 mod sys;
