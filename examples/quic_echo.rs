@@ -219,14 +219,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 fn certificate(
     options: &ServerOptions,
 ) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    if let Some((cert, key)) = &options.cert_and_key {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| io::Error::other(format!("read {}: {e}", cert.display())))?;
-        let key = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| io::Error::other(format!("read {}: {e}", key.display())))?;
-        return Ok((chain, key));
+    match &options.cert_and_key {
+        Some((cert, key)) => {
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| io::Error::other(format!("read {}: {e}", key.display())))?;
+            Ok((read_certs(cert)?, key))
+        }
+        None => self_signed(),
     }
+}
+
+/// The certificates in the PEM file at `path`.
+pub(crate) fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io::Error::other(format!("read {}: {e}", path.display())))
+}
+
+/// A self-signed certificate for `localhost`, `127.0.0.1` and `::1`, and its
+/// key.
+pub(crate) fn self_signed() -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let certified = rcgen::generate_simple_self_signed(names)
         .map_err(|e| io::Error::other(format!("make a self-signed certificate: {e}")))?;
@@ -296,17 +308,16 @@ pub(crate) fn server_config(
     Ok(config)
 }
 
-/// A client configuration that trusts the certificates in `ca` (PEM) and
+/// A client configuration that trusts `trusted` (and nothing else) and
 /// offers ALPN `echo`.
-pub(crate) fn client_config(ca: &Path) -> io::Result<quinn::ClientConfig> {
+pub(crate) fn client_config(
+    trusted: Vec<CertificateDer<'static>>,
+) -> io::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| io::Error::other(format!("read {}: {e}", ca.display())))?;
-    for cert in certs {
+    for cert in trusted {
         roots
             .add(cert)
-            .map_err(|e| io::Error::other(format!("{}: {e}", ca.display())))?;
+            .map_err(|e| io::Error::other(format!("a certificate to trust: {e}")))?;
     }
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -321,14 +332,16 @@ pub(crate) fn client_config(ca: &Path) -> io::Result<quinn::ClientConfig> {
 /// Runs the echo server until its endpoint closes (which nothing here
 /// does: it serves until the process ends).
 pub(crate) async fn serve(options: ServerOptions) -> io::Result<()> {
+    let addr = resolve(&options.addr)?;
+    let socket = std::net::UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
     let (chain, key) = certificate(&options)?;
+    // Written once the address is ours: a server that cannot listen must not
+    // replace the certificate of one that does.
     if let Some(path) = &options.write_cert {
         write_pem(path, &chain)?;
     }
     let config = server_config(chain, key, options.idle_timeout)?;
-    let addr = resolve(&options.addr)?;
-    let socket = std::net::UdpSocket::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(config),
@@ -336,11 +349,17 @@ pub(crate) async fn serve(options: ServerOptions) -> io::Result<()> {
         Arc::new(reveille::quinn::Runtime),
     )?;
     eprintln!("quic_echo: listening on {}", endpoint.local_addr()?);
+    accept_loop(&endpoint, options.quiet).await;
+    Ok(())
+}
+
+/// Serves every connection `endpoint` accepts, each in a task of its own,
+/// until the endpoint is closed.
+pub(crate) async fn accept_loop(endpoint: &quinn::Endpoint, quiet: bool) {
     while let Some(incoming) = endpoint.accept().await {
         // Detached: the task reports its own end.
-        reveille::spawn(connection(incoming, options.quiet));
+        reveille::spawn(connection(incoming, quiet));
     }
-    Ok(())
 }
 
 /// One connection: its handshake, then a task per bidirectional stream,
@@ -452,7 +471,7 @@ pub(crate) async fn client(options: &ClientOptions, data: &[u8]) -> io::Result<V
         std::net::UdpSocket::bind(local)?,
         Arc::new(reveille::quinn::Runtime),
     )?;
-    endpoint.set_default_client_config(client_config(&options.ca)?);
+    endpoint.set_default_client_config(client_config(read_certs(&options.ca)?)?);
     let connection = endpoint
         .connect(addr, &options.server_name)
         .map_err(io::Error::other)?
