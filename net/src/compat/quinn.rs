@@ -48,6 +48,11 @@ use reveille_reactor::{Direction, Registered, Sleep};
 /// runtime with worker threads, each driver task runs on the worker it was
 /// placed on, and the socket follows the endpoint's driver (which receives).
 ///
+/// quinn is yours to depend on, without its tokio runtime and with the
+/// crypto provider you choose (`EndpointConfig::default` needs one):
+/// `quinn = { version = "0.11", default-features = false, features =
+/// ["rustls-ring"] }`.
+///
 /// # The socket
 ///
 /// Sends and receives go through quinn-udp's [`UdpSocketState`], so
