@@ -133,6 +133,41 @@ pub mod reactor {
     pub type ReadyFuture<'a, T> = reveille_reactor::ReadyFuture<'a, T>;
 }
 
+/// QUIC with [quinn](https://docs.rs/quinn) on reveille (feature `quinn`):
+/// [`Runtime`](quinn::Runtime) is a `quinn::Runtime` whose tasks, timers and
+/// UDP socket (with GSO and GRO through quinn-udp) are reveille's.
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// # fn client_config() -> quinn::ClientConfig { unimplemented!() }
+/// reveille::block_on(async {
+///     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+///     let mut endpoint = quinn::Endpoint::new(
+///         quinn::EndpointConfig::default(),
+///         None,
+///         socket,
+///         Arc::new(reveille::quinn::Runtime),
+///     )?;
+///     endpoint.set_default_client_config(client_config());
+///     let connection = endpoint
+///         .connect("127.0.0.1:4433".parse().unwrap(), "localhost")
+///         .map_err(std::io::Error::other)?
+///         .await?;
+///     let (mut send, mut recv) = connection.open_bi().await?;
+///     send.write_all(b"hello").await?;
+///     send.finish()?;
+///     let echo = recv.read_to_end(1 << 20).await.map_err(std::io::Error::other)?;
+///     assert_eq!(echo, b"hello");
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(feature = "quinn")]
+pub mod quinn {
+    pub use reveille_net::compat::quinn::Runtime;
+}
+
 /// Streams, re-exported from futures-core ([`net::TcpListener::incoming`]
 /// returns one).
 pub mod stream {

@@ -42,6 +42,8 @@ mod off_runtime;
 mod out_of_fds;
 mod partial_writes;
 mod pending_interleavings;
+#[cfg(feature = "quinn")]
+mod quic;
 mod readiness;
 mod resolve;
 mod runtime;
