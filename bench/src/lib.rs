@@ -41,7 +41,9 @@ impl ServerArgs {
 ///
 /// * `--workers N`: worker threads (default 2);
 /// * `--reuseport`: one listener per worker sharing the port with
-///   `SO_REUSEPORT` (reveille only).
+///   `SO_REUSEPORT` (reveille only);
+/// * `--no-rebalance`: tasks stay on the worker they were placed on
+///   (`Builder::rebalance(false)`; reveille only).
 #[derive(Debug, Clone)]
 pub struct ThreadedArgs {
     /// `--addr` and `--exit-after`.
@@ -50,15 +52,18 @@ pub struct ThreadedArgs {
     pub workers: usize,
     /// One `SO_REUSEPORT` listener per worker.
     pub reuseport: bool,
+    /// Whether workers move tasks to even out their load.
+    pub rebalance: bool,
 }
 
 impl ThreadedArgs {
     /// Parses the process arguments; exits with a usage message on anything
-    /// it does not know, and on `--reuseport` unless `reuseport` says the
-    /// server has that mode.
-    pub fn from_env(reuseport: bool) -> ThreadedArgs {
+    /// it does not know, and on `--reuseport` and `--no-rebalance` unless
+    /// `reveille` says the server is reveille's, which has those modes.
+    pub fn from_env(reveille: bool) -> ThreadedArgs {
         let mut workers = 2;
         let mut with_reuseport = false;
+        let mut rebalance = true;
         let server = parse(std::env::args().skip(1), |arg, args| match arg {
             "--workers" => {
                 workers = args
@@ -68,8 +73,12 @@ impl ThreadedArgs {
                     .unwrap_or_else(|| usage());
                 true
             }
-            "--reuseport" if reuseport => {
+            "--reuseport" if reveille => {
                 with_reuseport = true;
+                true
+            }
+            "--no-rebalance" if reveille => {
+                rebalance = false;
                 true
             }
             _ => false,
@@ -78,6 +87,7 @@ impl ThreadedArgs {
             server,
             workers,
             reuseport: with_reuseport,
+            rebalance,
         }
     }
 }
@@ -116,7 +126,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: <server> [--addr ADDRESS] [--exit-after CONNECTIONS]\n       \
          <threaded server> [--addr ADDRESS] [--exit-after CONNECTIONS] [--workers N] \
-         [--reuseport]"
+         [--reuseport] [--no-rebalance]"
     );
     std::process::exit(2)
 }

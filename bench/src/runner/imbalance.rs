@@ -7,8 +7,10 @@
 //!   the work, from each worker thread's CPU time over the counted window
 //!   (`/proc/PID/task/TID/schedstat`), and what the ping-pong connections
 //!   get. reveille places tasks by how many each worker holds, not by what
-//!   they cost, and with `SO_REUSEPORT` the kernel places connections by a
-//!   hash of their addresses; tokio's workers steal from each other.
+//!   they cost, then moves a task off a worker whose load stays higher
+//!   (`Builder::rebalance`); `reveille 2w placed` is placement alone, and
+//!   with `SO_REUSEPORT` the kernel places connections by a hash of their
+//!   addresses (no moves either); tokio's workers steal from each other.
 //! * A stuck worker ([`STUCK`]): one connection's handler blocks its thread
 //!   for [`STALL`] once a second (a `std::thread::sleep`, as
 //!   a handler that calls blocking code would), while 64 others ping-pong:
@@ -26,12 +28,18 @@ use std::time::{Duration, Instant};
 use super::procs::{field, layout, worker_cpu_nanos, Loadgen};
 use super::report::{human, median};
 use super::workloads::{
-    ServerKind, Timing, REVEILLE_2W, REVEILLE_2W_REUSEPORT, SKEWED, STUCK, TOKIO_MT_2W,
+    ServerKind, Timing, REVEILLE_2W, REVEILLE_2W_PLACED, REVEILLE_2W_REUSEPORT, SKEWED, STUCK,
+    TOKIO_MT_2W,
 };
 use crate::{STALL, STALL_MAGIC};
 
 /// The servers of the uneven-load workload.
-pub const SKEWED_SERVERS: [ServerKind; 3] = [REVEILLE_2W, REVEILLE_2W_REUSEPORT, TOKIO_MT_2W];
+pub const SKEWED_SERVERS: [ServerKind; 4] = [
+    REVEILLE_2W,
+    REVEILLE_2W_PLACED,
+    REVEILLE_2W_REUSEPORT,
+    TOKIO_MT_2W,
+];
 
 /// The servers of the stuck-worker workload: `reveille 2w` and `tokio mt
 /// 2w` in the builds whose handler stalls on [`STALL_MAGIC`].

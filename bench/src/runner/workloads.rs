@@ -86,12 +86,21 @@ pub const SERVERS: [ServerKind; 5] = [
 /// task placed by the runtime (`reveille::spawn`).
 pub const REVEILLE_2W: ServerKind = ServerKind::threaded("reveille 2w", "echo-reveille-mt", 2, &[]);
 
-/// reveille with two worker threads, a `SO_REUSEPORT` listener on each.
+/// reveille with two worker threads, a `SO_REUSEPORT` listener on each,
+/// and every task staying where the kernel's choice of listener put it.
 pub const REVEILLE_2W_REUSEPORT: ServerKind = ServerKind::threaded(
     "reveille 2w reuseport",
     "echo-reveille-mt",
     2,
-    &["--reuseport"],
+    &["--reuseport", "--no-rebalance"],
+);
+
+/// reveille with two worker threads, placement only: no task moves.
+pub const REVEILLE_2W_PLACED: ServerKind = ServerKind::threaded(
+    "reveille 2w placed",
+    "echo-reveille-mt",
+    2,
+    &["--no-rebalance"],
 );
 
 /// tokio's `multi_thread` runtime with two worker threads.

@@ -48,6 +48,7 @@ where
 {
     let runtime = reveille::Builder::new()
         .worker_threads(args.workers)
+        .rebalance(args.rebalance)
         .build()
         .expect("runtime");
     let handle = runtime.handle();

@@ -246,7 +246,7 @@ impl Schedule for NoSchedule {
         drop(task);
     }
 
-    fn driver(&self) -> Option<usize> {
+    fn driver(&self, _home: usize) -> Option<usize> {
         None
     }
 }

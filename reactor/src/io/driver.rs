@@ -144,6 +144,12 @@ impl DriverHandle {
     }
 
     /// How many sources are registered with this driver now.
+    /// Whether the driver is (about to be) blocked in `epoll_wait`: its
+    /// worker has nothing to do. A hint; it may change at once.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.parked.is_set()
+    }
+
     pub(crate) fn registrations(&self) -> usize {
         self.slab().live()
     }
@@ -199,6 +205,11 @@ impl ParkFlag {
     pub(crate) fn announce(&self) {
         self.0.store(true, sync::Ordering::SeqCst);
         sync::fence(sync::Ordering::SeqCst);
+    }
+
+    /// Whether the flag is set now (a hint, for the balancer).
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(sync::Ordering::Relaxed)
     }
 
     /// The driver's wait is over. Relaxed: a thread that still finds the

@@ -29,6 +29,7 @@ pub struct Builder {
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
     worker_threads: Option<usize>,
+    rebalance: bool,
     /// The name of worker thread `index`.
     thread_name: fn(usize) -> String,
 }
@@ -49,6 +50,7 @@ impl Builder {
             max_blocking_threads: blocking::DEFAULT_MAX_THREADS,
             thread_keep_alive: blocking::DEFAULT_KEEP_ALIVE,
             worker_threads: None,
+            rebalance: true,
             // Linux keeps 15 bytes of a thread's name (what `top -H`, `perf`
             // and `/proc` show): the index must fit in them.
             thread_name: |index| format!("reveille-w{index}"),
@@ -72,7 +74,8 @@ impl Builder {
     /// spawned on a worker stays there unless that worker is the busiest;
     /// one spawned from elsewhere goes to the less loaded of two workers
     /// picked at random. A socket moves to the worker whose task waits on
-    /// it. One worker per core is the usual choice
+    /// it, and a task moves off a worker whose load stays higher than
+    /// another's ([`rebalance`](Builder::rebalance)). One worker per core is the usual choice
     /// ([`std::thread::available_parallelism`]).
     ///
     /// ```
@@ -83,6 +86,33 @@ impl Builder {
     /// ```
     pub fn worker_threads(&mut self, workers: usize) -> &mut Builder {
         self.worker_threads = Some(workers.clamp(1, MAX_WORKERS));
+        self
+    }
+
+    /// Whether a worker whose load (its thread's CPU time) stays 1.2 times
+    /// another worker's gives that worker a task, with its sockets (default
+    /// true; only runtimes with several [`worker_threads`](Builder::worker_threads)
+    /// have anyone to give to).
+    ///
+    /// Placement counts tasks, not what they cost: a few connections that
+    /// stream can load one worker far more than the many that ping-pong
+    /// load the other, for as long as they live. Each worker measures its
+    /// load every 100 ms; one that stays above the least loaded by that
+    /// ratio times its polls for one more window and gives away the task
+    /// whose cost best halves the gap. Turn it off to keep every task where
+    /// it was placed (with `SO_REUSEPORT` sharding, say, or to measure what
+    /// the moves bring).
+    ///
+    /// ```
+    /// let runtime = reveille_reactor::Builder::new()
+    ///     .worker_threads(2)
+    ///     .rebalance(false)
+    ///     .build()?;
+    /// # drop(runtime);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn rebalance(&mut self, on: bool) -> &mut Builder {
+        self.rebalance = on;
         self
     }
 
@@ -162,9 +192,17 @@ impl Builder {
             drivers: set,
             blocking: blocking.spawner().clone(),
         });
+        for worker in handle.workers.iter() {
+            worker.set_runtime(&handle);
+        }
         let mut cores = drivers.into_iter().map(|driver| Core {
             local: Local::default(),
-            worker: Worker::new(driver, self.tasks_per_tick, self.task_budget),
+            worker: Worker::new(
+                driver,
+                self.tasks_per_tick,
+                self.task_budget,
+                self.rebalance,
+            ),
         });
         let Some(_) = self.worker_threads else {
             let core = cores.next().expect("one worker");

@@ -17,7 +17,7 @@ use crate::blocking::Spawner;
 use crate::io::driver::{DriverHandle, Drivers};
 use crate::runtime::global;
 use crate::runtime::handle::Inner;
-use crate::runtime::scheduler::Runnable;
+use crate::runtime::scheduler::{Injected, Runnable};
 use crate::runtime::scheduler::{Local, Shared};
 use crate::task::join::JoinHandle;
 use crate::task::Task;
@@ -133,6 +133,53 @@ pub(crate) fn schedule_local(shared: &Arc<Shared>, task: Task) -> Result<(), Tas
         }
     });
     task.map_or(Ok(()), Err)
+}
+
+/// Queues `task`, whose home is worker `home` of `shared`'s runtime (it
+/// moved away from `shared`): on this thread's run queue if this thread is
+/// that worker, else through that worker's injection queue. Dropped (the
+/// wake has nowhere to go) once the runtime is gone.
+#[cold]
+pub(crate) fn schedule_home(shared: &Arc<Shared>, home: usize, task: Task) {
+    let mut task = Some(task);
+    let target = CURRENT
+        .try_with(|cell| {
+            let current = cell.try_borrow().ok()?;
+            let current = current.as_ref()?;
+            if !current.handle.owns(shared) {
+                // This thread runs another runtime.
+                return None;
+            }
+            let target = current.handle.workers.get(home)?;
+            if current.runs(target) {
+                let task = task.take().expect("taken once");
+                current.local.schedule(Runnable::Task(task));
+                return None;
+            }
+            Some(target.clone())
+        })
+        .ok()
+        .flatten()
+        .or_else(|| task.is_some().then(|| shared.sibling(home)).flatten());
+    if let (Some(task), Some(target)) = (task, target) {
+        target.inject(Injected::Wake(task));
+    }
+}
+
+/// The identity of the driver of worker `home` of `shared`'s runtime (see
+/// `Schedule::driver`); `None` once the runtime is gone.
+#[cold]
+pub(crate) fn driver_of(shared: &Arc<Shared>, home: usize) -> Option<usize> {
+    let here = CURRENT
+        .try_with(|cell| {
+            let current = cell.try_borrow().ok()?;
+            let current = current.as_ref()?;
+            let target = current.handle.workers.get(home)?;
+            current.handle.owns(shared).then(|| target.driver.id())
+        })
+        .ok()
+        .flatten();
+    here.or_else(|| shared.sibling(home).map(|target| target.driver.id()))
 }
 
 /// Queues the future passed to `block_on` on this thread's worker if that

@@ -59,6 +59,14 @@ impl Inner {
         }
     }
 
+    /// Whether `shared` is one of this runtime's workers.
+    #[inline]
+    pub(crate) fn owns(&self, shared: &Arc<Shared>) -> bool {
+        self.workers
+            .get(shared.index)
+            .is_some_and(|worker| Arc::ptr_eq(worker, shared))
+    }
+
     /// A snapshot of every worker's metrics.
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         let workers = self
@@ -90,6 +98,7 @@ impl Inner {
         let worker = &self.workers[target];
         worker.stats.alive.fetch_add(1, Ordering::Relaxed);
         let (task, join) = raw::spawn(future, worker.clone());
+        task.set_home(target);
         match local {
             Some(local) => local.spawn(task),
             None => worker.inject(Injected::Spawn(task)),

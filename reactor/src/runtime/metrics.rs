@@ -24,6 +24,11 @@ pub(crate) struct WorkerStats {
     spawned: AtomicU64,
     budget_yields: AtomicU64,
     moved: AtomicU64,
+    moved_tasks: AtomicU64,
+    /// The worker's load over its last balancing window (thousandths of a
+    /// core), and when it was published (`balance::stamp`; 0 for never).
+    load: AtomicU64,
+    load_at: AtomicU64,
     /// The worker thread's id, for its CPU time (0: not known, or not a
     /// thread of its own).
     tid: AtomicU64,
@@ -37,6 +42,7 @@ pub(crate) struct Counts {
     pub(crate) spawned: u64,
     pub(crate) budget_yields: u64,
     pub(crate) moved: u64,
+    pub(crate) moved_tasks: u64,
 }
 
 impl WorkerStats {
@@ -51,6 +57,23 @@ impl WorkerStats {
         self.budget_yields
             .store(counts.budget_yields, Ordering::Relaxed);
         self.moved.store(counts.moved, Ordering::Relaxed);
+        self.moved_tasks
+            .store(counts.moved_tasks, Ordering::Relaxed);
+    }
+
+    /// Publishes the worker's load over its last balancing window
+    /// (`runtime/balance.rs`).
+    pub(crate) fn publish_load(&self, per_mille: u64, stamp: u64) {
+        self.load.store(per_mille, Ordering::Relaxed);
+        self.load_at.store(stamp, Ordering::Relaxed);
+    }
+
+    /// The last load published, and when.
+    pub(crate) fn load(&self) -> (u64, u64) {
+        (
+            self.load.load(Ordering::Relaxed),
+            self.load_at.load(Ordering::Relaxed),
+        )
     }
 
     /// Records the calling thread as this worker's, for its CPU time.
@@ -74,6 +97,7 @@ impl WorkerStats {
             budget_yields: self.budget_yields.load(Ordering::Relaxed),
             registrations,
             moved_registrations: self.moved.load(Ordering::Relaxed),
+            moved_tasks: self.moved_tasks.load(Ordering::Relaxed),
             busy_time: (tid != 0).then(|| cpu_time(tid)).flatten(),
         }
     }
@@ -92,6 +116,31 @@ fn cpu_time(tid: u64) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
     let nanos = stat.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
+}
+
+/// The calling thread's CPU time, read from `/proc/thread-self/schedstat`
+/// through a descriptor kept open (one `pread` a read).
+#[derive(Debug)]
+pub(crate) struct ThreadClock(std::fs::File);
+
+impl ThreadClock {
+    /// The clock of the calling thread; `None` without `/proc`.
+    pub(crate) fn open() -> Option<ThreadClock> {
+        std::fs::File::open("/proc/thread-self/schedstat")
+            .ok()
+            .map(ThreadClock)
+    }
+
+    /// The thread's CPU time so far. Only the thread that opened the clock
+    /// may read it: the file is that thread's.
+    pub(crate) fn read(&self) -> Option<Duration> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 64];
+        let len = self.0.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..len]).ok()?;
+        let nanos = text.split_whitespace().next()?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
 }
 
 /// A snapshot of a runtime's metrics: one [`WorkerMetrics`] per worker.
@@ -152,6 +201,9 @@ pub struct WorkerMetrics {
     /// Registrations this worker's reactor handed to another worker's,
     /// because only that worker's tasks waited on them.
     pub moved_registrations: u64,
+    /// Tasks this worker gave to another because its load stayed higher
+    /// (`Builder::rebalance`); their registrations follow them.
+    pub moved_tasks: u64,
     /// CPU time of the worker's thread (user and system), for a runtime
     /// with worker threads; `None` for the single worker of a runtime run
     /// by `block_on`'s caller, whose thread does other work too.
@@ -163,7 +215,7 @@ impl fmt::Display for WorkerMetrics {
         write!(
             f,
             "{} tasks, {} polls ({} local wakes, {} remote, {} spawns), {} budget yields, \
-             {} registrations ({} moved away)",
+             {} registrations ({} moved away), {} tasks moved away",
             self.tasks_alive,
             self.polls,
             self.local_wakes,
@@ -171,7 +223,8 @@ impl fmt::Display for WorkerMetrics {
             self.spawned,
             self.budget_yields,
             self.registrations,
-            self.moved_registrations
+            self.moved_registrations,
+            self.moved_tasks
         )?;
         if let Some(busy) = self.busy_time {
             write!(f, ", {busy:.1?} on a CPU")?;

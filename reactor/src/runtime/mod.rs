@@ -13,6 +13,7 @@
 //! socket registers with the reactor of the worker that creates it, and
 //! moves to the worker whose task waits on it (`io/driver/relocate.rs`).
 
+mod balance;
 mod block_on;
 mod builder;
 pub(crate) mod context;

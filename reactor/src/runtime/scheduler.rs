@@ -3,17 +3,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::io::driver::DriverHandle;
+use crate::runtime::handle::Inner;
 use crate::runtime::metrics::WorkerStats;
 use crate::runtime::run_queue::RunQueue;
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
-use crate::task::raw::Schedule;
+use crate::task::raw::{Schedule, NOT_OWNED};
 use crate::task::{OwnedTasks, Task};
 
-/// The part of a worker that any thread may touch. A task's scheduler: the
-/// task runs on this worker for its whole life.
+/// The part of a worker that any thread may touch. The scheduler of the
+/// tasks spawned on this worker: a task runs here until this worker gives
+/// it away (`Local::give_away`); its wakes then go to its new home, which
+/// the scheduler finds through the runtime.
 pub(crate) struct Shared {
     /// The driver's shared half: registration, timers, unpark.
     pub(crate) driver: Arc<DriverHandle>,
@@ -23,6 +26,10 @@ pub(crate) struct Shared {
     pub(crate) index: usize,
     /// The worker's counters, on a cache line of their own.
     pub(crate) stats: WorkerStats,
+    /// The runtime, for the wakes of tasks that moved away from this worker
+    /// from threads that run none of its workers. Weak: the runtime holds
+    /// its workers.
+    runtime: OnceLock<Weak<Inner>>,
 }
 
 /// Work handed to the worker by another thread.
@@ -33,6 +40,9 @@ pub(crate) enum Injected {
     WakeMain,
     /// A task was spawned off the worker thread.
     Spawn(Task),
+    /// Another worker gave this one a task (and the reference its owned
+    /// set held): the worker takes it into its own owned set.
+    Adopt(Task),
     /// The runtime is being dropped: leave the loop.
     Stop,
 }
@@ -44,7 +54,20 @@ impl Shared {
             injected: InjectQueue::new(),
             index,
             stats: WorkerStats::default(),
+            runtime: OnceLock::new(),
         }
+    }
+
+    /// Records the runtime this worker belongs to (once, when it is built).
+    pub(crate) fn set_runtime(&self, runtime: &Arc<Inner>) {
+        let _ = self.runtime.set(Arc::downgrade(runtime));
+    }
+
+    /// Worker `index` of this worker's runtime, from a thread that runs
+    /// none of its workers; `None` once the runtime is gone.
+    pub(crate) fn sibling(&self, index: usize) -> Option<Arc<Shared>> {
+        let runtime = self.runtime.get()?.upgrade()?;
+        runtime.workers.get(index).cloned()
     }
 
     /// Hands `item` to the worker and interrupts its wait if it is parked.
@@ -54,7 +77,7 @@ impl Shared {
     pub(crate) fn inject(&self, item: Injected) {
         match self.injected.push(item) {
             Ok(()) => self.driver.unpark(),
-            Err(Injected::Spawn(task)) => task.shutdown(),
+            Err(Injected::Spawn(task) | Injected::Adopt(task)) => task.shutdown(),
             Err(_) => {}
         }
     }
@@ -78,16 +101,27 @@ impl Shared {
 
 /// A task woken on its worker's thread goes on the local queue; from any
 /// other thread (or once that worker has stopped), through the injection
-/// queue.
+/// queue. A task that moved away (its home is not this worker) goes to its
+/// home the same way.
 impl Schedule for Arc<Shared> {
+    #[inline]
     fn schedule(&self, task: Task) {
+        let home = task.home();
+        if home != self.index {
+            return crate::runtime::context::schedule_home(self, home, task);
+        }
         if let Err(task) = crate::runtime::context::schedule_local(self, task) {
             self.inject(Injected::Wake(task));
         }
     }
 
-    fn driver(&self) -> Option<usize> {
-        Some(self.driver.id())
+    #[inline]
+    fn driver(&self, home: usize) -> Option<usize> {
+        if home == self.index {
+            Some(self.driver.id())
+        } else {
+            crate::runtime::context::driver_of(self, home)
+        }
     }
 }
 
@@ -237,7 +271,13 @@ impl Local {
     }
 
     /// Runs `task` once; a task that finished leaves the owned set, and
-    /// the return is true.
+    /// the return is true. The caller checked that the task's home is this
+    /// worker.
+    ///
+    /// A task given to this worker may run (and even finish) before the
+    /// injection queue brings its `Adopt`: its slot is then `NOT_OWNED`,
+    /// which `OwnedTasks::remove` finds empty, and `adopt` takes it in (or,
+    /// finished, lets it go) when the `Adopt` comes.
     #[inline]
     pub(crate) fn run(&self, task: Task) -> bool {
         let slot = task.owned_slot();
@@ -249,6 +289,42 @@ impl Local {
             return true;
         }
         false
+    }
+}
+
+impl Local {
+    /// Takes a task another worker gave this one (`Injected::Adopt`) into
+    /// the owned set, unless a run here took it in first or it has
+    /// finished.
+    pub(crate) fn adopt(&self, task: Task) {
+        if task.owned_slot() == NOT_OWNED && !task.is_complete() {
+            self.owned.borrow_mut().insert(task);
+        }
+    }
+
+    /// Gives the task in owned slot `slot` (if it is still the task at
+    /// address `addr`, and has not finished) to worker `to`: from here on
+    /// its wakes go there, and so do its sockets' registrations, with their
+    /// next event. `from` is this worker. Returns whether the task moved.
+    ///
+    /// Called by the worker loop between two polls, so the task is not
+    /// running; if it is queued here, the worker forwards it when it comes
+    /// up (see the loop).
+    pub(crate) fn give_away(&self, slot: u32, addr: usize, from: &Shared, to: &Shared) -> bool {
+        let task = {
+            let mut owned = self.owned.borrow_mut();
+            match owned.get(slot) {
+                Some(task) if task.addr() == addr && !task.is_complete() => {}
+                _ => return false,
+            }
+            owned.remove(slot).expect("checked above")
+        };
+        task.set_owned_slot(NOT_OWNED);
+        from.stats.alive.fetch_sub(1, Ordering::Relaxed);
+        to.stats.alive.fetch_add(1, Ordering::Relaxed);
+        task.set_home(to.index);
+        to.inject(Injected::Adopt(task));
+        true
     }
 }
 

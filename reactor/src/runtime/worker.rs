@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
+use super::balance::Balancer;
 use super::context::{self, Current};
 use super::handle::Inner;
 use super::main_waker::MainWaker;
@@ -19,6 +21,7 @@ use super::scheduler::{Injected, Local, Runnable, Shared};
 use super::{Core, Runtime};
 use crate::coop;
 use crate::io::driver::Driver;
+use crate::task::Task;
 
 /// The worker's state besides its run queue (which the thread-local context
 /// holds while it runs).
@@ -33,16 +36,28 @@ pub(super) struct Worker {
     task_budget: Option<u32>,
     /// What the loop counted so far, published once per tick.
     counts: Counts,
+    /// Whether this worker moves tasks to a less loaded one
+    /// (`Builder::rebalance`), and, on a worker thread of a runtime with
+    /// several, its balancing state.
+    rebalance: bool,
+    balancer: Option<Balancer>,
 }
 
 impl Worker {
-    pub(super) fn new(driver: Driver, tasks_per_tick: u32, task_budget: Option<u32>) -> Worker {
+    pub(super) fn new(
+        driver: Driver,
+        tasks_per_tick: u32,
+        task_budget: Option<u32>,
+        rebalance: bool,
+    ) -> Worker {
         Worker {
             driver,
             injected: Vec::new(),
             tasks_per_tick,
             task_budget,
             counts: Counts::default(),
+            rebalance,
+            balancer: None,
         }
     }
 
@@ -54,7 +69,12 @@ impl Worker {
     /// Always inlined into its two callers: it is the whole worker, and
     /// each caller's `main` is a different closure.
     #[inline(always)]
-    fn run<T>(
+    ///
+    /// `THREADS`: the worker is a thread of a runtime with worker threads,
+    /// whose tasks may move between workers (`balance.rs`). Without them
+    /// (`false`, the `block_on` caller's single worker) nothing moves, and
+    /// the loop is compiled without the checks.
+    fn run<T, const THREADS: bool>(
         &mut self,
         c: &Current,
         shared: &Shared,
@@ -66,10 +86,14 @@ impl Worker {
             tasks_per_tick,
             task_budget,
             counts,
+            rebalance: _,
+            balancer,
         } = self;
         // A task that yielded for want of budget: it goes behind whatever
         // the next reactor turn wakes (see `coop`).
         let mut deferred = None;
+        // Whether the balancer times each poll in this tick.
+        let mut sampling = false;
         loop {
             if let Some(key) = deferred.take() {
                 c.local.move_to_back(key);
@@ -91,8 +115,16 @@ impl Worker {
                             return Some(output);
                         }
                     }
+                    // Moved to another worker since it was queued here: its
+                    // new home runs it (`balance.rs`).
+                    Runnable::Task(task) if THREADS && task.home() != shared.index => {
+                        polls -= 1;
+                        task.forward();
+                    }
                     Runnable::Task(task) => {
-                        if c.local.run(task) {
+                        if THREADS && sampling {
+                            sample(balancer, &c.local, shared, task);
+                        } else if c.local.run(task) {
                             shared.stats.alive.fetch_sub(1, Ordering::Relaxed);
                         }
                     }
@@ -119,6 +151,7 @@ impl Worker {
                             c.local.schedule(Runnable::Main);
                         }
                         Injected::Spawn(task) => c.local.spawn(task),
+                        Injected::Adopt(task) => c.local.adopt(task),
                         Injected::Stop => stop = true,
                     }
                 }
@@ -131,6 +164,12 @@ impl Worker {
             // Published before the turn, which may block: an idle worker's
             // metrics are then up to date (a move made in a turn is counted
             // after its woken tasks have run, in the next tick).
+            if let Some(balancer) = balancer.as_mut().filter(|_| THREADS) {
+                if balancer.tick(&c.handle, shared, &c.local) {
+                    counts.moved_tasks += 1;
+                }
+                sampling = balancer.sampling();
+            }
             counts.moved = driver.moved();
             counts.spawned = c.local.spawned();
             shared.stats.publish(counts);
@@ -142,6 +181,20 @@ impl Worker {
                 panic!("reveille: epoll_wait failed: {error}");
             }
         }
+    }
+}
+
+/// Runs `task` as the loop does, timing the poll for the balancer's
+/// sampling window (out of line: most ticks do not sample).
+#[inline(never)]
+fn sample(balancer: &mut Option<Balancer>, local: &Local, shared: &Shared, task: Task) {
+    let (slot, addr) = (task.owned_slot(), task.addr());
+    let start = Instant::now();
+    if local.run(task) {
+        shared.stats.alive.fetch_sub(1, Ordering::Relaxed);
+    }
+    if let Some(balancer) = balancer {
+        balancer.record(slot, addr, start.elapsed());
     }
 }
 
@@ -187,7 +240,7 @@ impl<'a> CoreGuard<'a> {
         let done = context::with_local(|c| {
             // The main future starts scheduled, like any new task.
             c.local.schedule(Runnable::Main);
-            worker.run(c, shared, || {
+            worker.run::<_, false>(c, shared, || {
                 main.unschedule();
                 future.as_mut().poll(&mut cx)
             })
@@ -270,6 +323,10 @@ pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: 
     let Core { local, mut worker } = core;
     let shared = handle.workers[index].clone();
     shared.stats.record_thread();
+    if worker.rebalance && handle.workers.len() > 1 {
+        // On the worker's own thread: the clock is the thread's.
+        worker.balancer = Balancer::new();
+    }
     let entered = context::enter(Current {
         handle: handle.clone(),
         worker: Some(shared.clone()),
@@ -278,7 +335,7 @@ pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: 
     debug_assert!(entered, "a new thread's thread-locals are alive");
     {
         let _coop = coop::ResetGuard::new();
-        context::with_local(|c| worker.run(c, &shared, || Poll::<Infallible>::Pending));
+        context::with_local(|c| worker.run::<_, true>(c, &shared, || Poll::<Infallible>::Pending));
     }
     let local = context::exit();
     // Every worker leaves its loop before any cancels a task: a task being
@@ -304,7 +361,7 @@ pub(super) fn shut_down(shared: &Shared, local: Local, worker: &mut Worker) {
         task.shutdown();
     }
     for item in injected {
-        if let Injected::Spawn(task) = item {
+        if let Injected::Spawn(task) | Injected::Adopt(task) = item {
             task.shutdown();
         }
     }

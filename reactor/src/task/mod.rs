@@ -35,13 +35,18 @@ impl OwnedTasks {
         self.live += 1;
     }
 
-    /// Takes out the reference of a task that finished; the caller drops it
-    /// once it has let go of this set.
+    /// Takes out the reference of a task that finished (or moves to another
+    /// worker); the caller drops it once it has let go of this set.
     pub(crate) fn remove(&mut self, slot: u32) -> Option<Task> {
         let task = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         self.live -= 1;
         Some(task)
+    }
+
+    /// The task in `slot`, if any.
+    pub(crate) fn get(&self, slot: u32) -> Option<&Task> {
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     /// Removes every task, for shutdown. The caller cancels them.

@@ -38,8 +38,12 @@
 //! Who touches the stage (`UnsafeCell<Stage<F>>`), and when:
 //!
 //! * Before `COMPLETE`: only whoever runs or cancels the task. A task is run
-//!   by one thread at a time: its runtime's worker (the only thread that pops
-//!   its run queue), or the one blocking-pool thread that took the job.
+//!   by one thread at a time: its home worker (`Header::home`), or the one
+//!   blocking-pool thread that took the job. A worker runs a task it pops
+//!   only if the task's home is that worker, and only the home worker
+//!   changes the home, between two of its polls, with a `Release` store
+//!   that the new home's `Acquire` load reads before its first run: every
+//!   run on the old home happens before any run on the new one.
 //!   Cancelling ([`Task::shutdown`]) happens only where no run can: a
 //!   runtime's drop, with its worker stopped, or a pool job no thread took.
 //! * After `COMPLETE`: only the [`Join`], which moves the output out once
@@ -78,16 +82,21 @@ const JOIN_INTEREST: usize = 0b1000;
 const REF_ONE: usize = 0b1_0000;
 const REF_MASK: usize = !(REF_ONE - 1);
 
-/// Where a woken task goes: the run queue of its runtime, or nowhere (a
+/// Where a woken task goes: the run queue of its worker, or nowhere (a
 /// blocking job, which runs once and is never woken).
+///
+/// A task's worker is its *home* (`Task::home`), an index into its
+/// runtime's workers, which the task's current worker may change (a move,
+/// see `runtime/balance.rs`); the scheduler finds the worker from it.
 pub(crate) trait Schedule: Send + Sync + 'static {
-    /// Queues `task` (which holds the reference the wake added) for a run.
+    /// Queues `task` (which holds the reference the wake added) for a run
+    /// on its home worker.
     fn schedule(&self, task: Task);
 
-    /// Which driver delivers the events this scheduler's tasks wait for (its
-    /// address, as an identity), so that the driver can queue them itself
-    /// ([`wake_by_driver`]); `None` if no driver does.
-    fn driver(&self) -> Option<usize>;
+    /// Which driver delivers the events of the tasks whose home is worker
+    /// `home` (its address, as an identity), so that the driver can queue
+    /// them itself ([`wake_by_driver`]); `None` if no driver does.
+    fn driver(&self, home: usize) -> Option<usize>;
 }
 
 /// The part of a task that does not depend on its future's type. First in
@@ -97,8 +106,14 @@ struct Header {
     state: AtomicUsize,
     vtable: &'static Vtable,
     /// The task's slot in its worker's set of owned tasks; only that worker
-    /// reads or writes it.
+    /// reads or writes it (`NOT_OWNED` between a move and the adoption).
     owned: AtomicU32,
+    /// The index of the worker that runs the task (its home). Written only
+    /// by that worker, between two polls, when it gives the task away
+    /// (`Release`); read by wakes on any thread (`Acquire`), so that a run
+    /// on the new worker comes after every run on the old one. Fills what
+    /// was padding after `owned`.
+    home: AtomicU32,
     /// The waker of whoever awaits the [`Join`], woken at completion.
     join_waker: Mutex<Option<Waker>>,
 }
@@ -252,7 +267,9 @@ where
     unsafe fn driver(ptr: NonNull<Header>) -> Option<usize> {
         // SAFETY: the caller's promise; the scheduler is never written after
         // creation.
-        unsafe { Self::from_header(ptr) }.scheduler.driver()
+        let cell = unsafe { Self::from_header(ptr) };
+        let home = cell.header.home.load(Ordering::Acquire) as usize;
+        cell.scheduler.driver(home)
     }
 
     /// # Safety
@@ -284,6 +301,11 @@ unsafe fn drop_future<F: Future>(stage: *mut Stage<F>) -> Result<(), Box<dyn Any
     dropped
 }
 
+/// `Header::owned` of a task that no worker's owned set holds: a new task
+/// before its first worker takes it, or a task between its move and its
+/// adoption by the worker it moved to.
+pub(crate) const NOT_OWNED: u32 = u32::MAX;
+
 /// Allocates a task for `future`, scheduled by `scheduler`. Returns the
 /// reference for its first run (the task starts `SCHEDULED`) and its join
 /// handle.
@@ -297,7 +319,8 @@ where
         header: Header {
             state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (2 * REF_ONE)),
             vtable: &Cell::<F, S>::VTABLE,
-            owned: AtomicU32::new(0),
+            owned: AtomicU32::new(NOT_OWNED),
+            home: AtomicU32::new(0),
             join_waker: Mutex::new(None),
         },
         scheduler,
@@ -415,6 +438,37 @@ impl Task {
     /// Records the task's slot in its worker's owned set.
     pub(crate) fn set_owned_slot(&self, slot: u32) {
         self.header().owned.store(slot, Ordering::Relaxed);
+    }
+
+    /// Whether the task has finished (or been cancelled).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.header().state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    /// The index of the worker that runs the task.
+    #[inline]
+    pub(crate) fn home(&self) -> usize {
+        self.header().home.load(Ordering::Acquire) as usize
+    }
+
+    /// Makes worker `home` the one that runs the task. Only the task's
+    /// current home worker calls this, between two of its polls (or its
+    /// spawner, before anyone else has the task): the `Release` store
+    /// orders every run there before any run the new home makes after
+    /// seeing it.
+    pub(crate) fn set_home(&self, home: usize) {
+        // Worker indices are below 256 (`Builder::worker_threads`).
+        self.header().home.store(home as u32, Ordering::Release);
+    }
+
+    /// Hands this reference, queued for a run (`SCHEDULED`), to the task's
+    /// scheduler again: for a worker that popped a task that has moved away
+    /// since it was queued, so that its home runs it instead.
+    pub(crate) fn forward(self) {
+        let ptr = self.ptr;
+        // SAFETY: `self` is a reference to the task at `ptr`; the vtable is
+        // the one made for its cell's types.
+        unsafe { (self.header().vtable.schedule)(ptr, self) };
     }
 
     /// The task's identity while it lives: its address.

@@ -20,7 +20,7 @@ impl Schedule for Queue {
         self.0.lock().unwrap().push_back(task);
     }
 
-    fn driver(&self) -> Option<usize> {
+    fn driver(&self, _home: usize) -> Option<usize> {
         Some(DRIVER)
     }
 }
