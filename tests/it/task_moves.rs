@@ -4,7 +4,7 @@
 //!
 //! The load is real CPU time: each connection's handler spins for a while
 //! on every message, all of them on worker 0, while worker 1 has nothing to
-//! do. A worker measures its load every 100 ms, so these tests wait for a
+//! do. A worker measures its load every 50 ms, so these tests wait for a
 //! move (bounded, never a sleep for its own sake) rather than expect one at
 //! a given moment.
 
@@ -162,7 +162,7 @@ fn rebalance_off_keeps_every_task_where_it_was_placed() {
     let seen: Seen = Arc::new(Mutex::new(vec![BTreeSet::new(); CONNECTIONS]));
     let stop = Arc::new(AtomicBool::new(false));
     let clients = start(&runtime, &seen, &stop);
-    // Six measuring windows: time enough for the first moves with
+    // Twelve measuring windows: time enough for the first moves with
     // rebalancing on (about two windows: one to notice, one to sample).
     std::thread::sleep(Duration::from_millis(600));
     stop.store(true, Ordering::Relaxed);

@@ -39,12 +39,14 @@ use super::scheduler::{Local, Shared};
 
 /// How long each measurement lasts. Long enough for the thread's CPU time
 /// (which Linux brings up to date at least every scheduler tick, 4 ms at
-/// most) to be exact within a few percent.
-pub(super) const WINDOW: Duration = Duration::from_millis(100);
+/// most) to be within a tenth; short enough that a skew is gone within a
+/// few hundred milliseconds (`bench skewed`: 100 ms windows and a 1.2
+/// ratio left 1.21 busiest ÷ least busy over 2 s, these 1.01).
+pub(super) const WINDOW: Duration = Duration::from_millis(50);
 
 /// How much more loaded than the least loaded worker a worker must be to
-/// give a task away: 1.2, in thousandths.
-const RATIO: u64 = 1200;
+/// give a task away: 1.1, in thousandths.
+const RATIO: u64 = 1100;
 
 /// The smallest gap worth a move, in thousandths of a core: below it, the
 /// move's own cost (a remote wake, moving the registrations) is not paid

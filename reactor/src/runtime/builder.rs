@@ -89,7 +89,7 @@ impl Builder {
         self
     }
 
-    /// Whether a worker whose load (its thread's CPU time) stays 1.2 times
+    /// Whether a worker whose load (its thread's CPU time) stays 1.1 times
     /// another worker's gives that worker a task, with its sockets (default
     /// true; only runtimes with several [`worker_threads`](Builder::worker_threads)
     /// have anyone to give to).
@@ -97,7 +97,7 @@ impl Builder {
     /// Placement counts tasks, not what they cost: a few connections that
     /// stream can load one worker far more than the many that ping-pong
     /// load the other, for as long as they live. Each worker measures its
-    /// load every 100 ms; one that stays above the least loaded by that
+    /// load every 50 ms; one that stays above the least loaded by that
     /// ratio times its polls for one more window and gives away the task
     /// whose cost best halves the gap. Turn it off to keep every task where
     /// it was placed (with `SO_REUSEPORT` sharding, say, or to measure what
