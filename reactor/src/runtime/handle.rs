@@ -9,8 +9,9 @@
 //! at random ("the power of two choices", as HAProxy places connections).
 //! Staying local keeps a task beside the sockets and the tasks that made
 //! it; two random choices keep every worker within a few tasks of the
-//! others without a lock or a look at every worker. A task never leaves
-//! the worker it is placed on.
+//! others without a lock or a look at every worker. What placement cannot
+//! see (what each task costs) the balancer corrects later, by moving a task
+//! off a worker whose load stays higher (`balance.rs`).
 
 use std::cell::Cell;
 use std::future::Future;
