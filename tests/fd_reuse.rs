@@ -594,6 +594,17 @@ fn a_woken_waker_may_poll_the_same_stream_from_inside_wake() {
                 .try_write(b"x")
                 .expect("an empty send buffer takes a byte");
             client.readable().await.expect("readable");
+            // With worker threads, this future runs on another thread than
+            // the driver, and may be polled before the driver has called
+            // the other two wakers of the same event: wait for them.
+            let deadline = std::time::Instant::now() + TEST_TIMEOUT;
+            while first.wakes.load(Ordering::SeqCst) == 0 || second.count() == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the event woke this task but not the other two waiters"
+                );
+                util::yield_now().await;
+            }
             assert_eq!(first.wakes.load(Ordering::SeqCst), 1);
             assert_eq!(second.count(), 1);
         })
