@@ -48,6 +48,7 @@ mod readiness;
 mod resolve;
 mod runtime;
 mod shared_waiters;
+mod stuck_worker;
 mod task_moves;
 mod tcp_listener;
 mod tcp_peer_faults;

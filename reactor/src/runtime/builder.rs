@@ -2,10 +2,12 @@
 //! made.
 
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::handle::Inner;
+use super::monitor;
 use super::scheduler::{Local, Shared};
 use super::worker::{self, StopLatch, Worker};
 use super::{Core, Flavor, Runtime, DEFAULT_TASKS_PER_TICK};
@@ -191,6 +193,7 @@ impl Builder {
                 .collect(),
             drivers: set,
             blocking: blocking.spawner().clone(),
+            stopping: AtomicBool::new(false),
         });
         for worker in handle.workers.iter() {
             worker.set_runtime(&handle);
@@ -229,6 +232,13 @@ impl Builder {
                     failure = Some(error);
                     break;
                 }
+            }
+        }
+        if failure.is_none() && workers > 1 {
+            // Joined by the drop with the workers.
+            match monitor::spawn(&handle) {
+                Ok(thread) => threads.push(thread),
+                Err(error) => failure = Some(error),
             }
         }
         let runtime = Runtime {

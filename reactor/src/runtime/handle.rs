@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) drivers: Arc<Drivers>,
     /// The runtime's blocking pool, for `spawn_blocking`.
     pub(crate) blocking: Spawner,
+    /// Set by the runtime's drop: the monitor stops (`monitor.rs`).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {

@@ -29,6 +29,11 @@ pub(crate) struct WorkerStats {
     /// core), and when it was published (`balance::stamp`; 0 for never).
     load: AtomicU64,
     load_at: AtomicU64,
+    /// The address of the task the worker is polling, 0 between polls: how
+    /// the monitor tells a worker stuck in one poll (`monitor.rs`).
+    polling: AtomicUsize,
+    /// Tasks the monitor moved off this worker while it was stuck.
+    rescued_tasks: AtomicU64,
     /// The worker thread's id, for its CPU time (0: not known, or not a
     /// thread of its own).
     tid: AtomicU64,
@@ -59,6 +64,32 @@ impl WorkerStats {
         self.moved.store(counts.moved, Ordering::Relaxed);
         self.moved_tasks
             .store(counts.moved_tasks, Ordering::Relaxed);
+    }
+
+    /// The worker starts polling the task at `addr`.
+    #[inline]
+    pub(crate) fn enter_poll(&self, addr: usize) {
+        self.polling.store(addr, Ordering::Release);
+    }
+
+    /// The worker's polls of this tick are over.
+    #[inline]
+    pub(crate) fn leave_poll(&self) {
+        self.polling.store(0, Ordering::Release);
+    }
+
+    /// The task the worker is polling, 0 if none, and its polls so far (as
+    /// of its last tick).
+    pub(crate) fn progress(&self) -> (usize, u64) {
+        (
+            self.polling.load(Ordering::Acquire),
+            self.polls.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts tasks the monitor took off this worker.
+    pub(crate) fn add_rescued(&self, tasks: u64) {
+        self.rescued_tasks.fetch_add(tasks, Ordering::Relaxed);
     }
 
     /// Publishes the worker's load over its last balancing window
@@ -98,6 +129,7 @@ impl WorkerStats {
             registrations,
             moved_registrations: self.moved.load(Ordering::Relaxed),
             moved_tasks: self.moved_tasks.load(Ordering::Relaxed),
+            rescued_tasks: self.rescued_tasks.load(Ordering::Relaxed),
             busy_time: (tid != 0).then(|| cpu_time(tid)).flatten(),
         }
     }
@@ -204,6 +236,10 @@ pub struct WorkerMetrics {
     /// Tasks this worker gave to another because its load stayed higher
     /// (`Builder::rebalance`); their registrations follow them.
     pub moved_tasks: u64,
+    /// Tasks another thread took off this worker, and gave to another,
+    /// while this worker was stuck in one poll (a blocking call, a long
+    /// computation).
+    pub rescued_tasks: u64,
     /// CPU time of the worker's thread (user and system), for a runtime
     /// with worker threads; `None` for the single worker of a runtime run
     /// by `block_on`'s caller, whose thread does other work too.
@@ -215,7 +251,7 @@ impl fmt::Display for WorkerMetrics {
         write!(
             f,
             "{} tasks, {} polls ({} local wakes, {} remote, {} spawns), {} budget yields, \
-             {} registrations ({} moved away), {} tasks moved away",
+             {} registrations ({} moved away), {} tasks moved away, {} rescued",
             self.tasks_alive,
             self.polls,
             self.local_wakes,
@@ -224,7 +260,8 @@ impl fmt::Display for WorkerMetrics {
             self.budget_yields,
             self.registrations,
             self.moved_registrations,
-            self.moved_tasks
+            self.moved_tasks,
+            self.rescued_tasks
         )?;
         if let Some(busy) = self.busy_time {
             write!(f, ", {busy:.1?} on a CPU")?;

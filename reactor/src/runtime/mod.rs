@@ -21,6 +21,7 @@ mod global;
 mod handle;
 mod main_waker;
 mod metrics;
+mod monitor;
 pub(crate) mod run_queue;
 pub(crate) mod scheduler;
 mod spawn;
@@ -35,6 +36,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::thread::JoinHandle as ThreadHandle;
@@ -312,6 +314,7 @@ impl Drop for Runtime {
                 }
             }
             Flavor::Threads(threads) => {
+                self.handle.stopping.store(true, Ordering::Release);
                 for worker in self.handle.workers.iter() {
                     worker.inject(Injected::Stop);
                 }

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::io::driver::DriverHandle;
+use crate::io::driver::{Driver, DriverHandle};
 use crate::runtime::handle::Inner;
 use crate::runtime::metrics::WorkerStats;
 use crate::runtime::run_queue::RunQueue;
@@ -30,6 +30,19 @@ pub(crate) struct Shared {
     /// from threads that run none of its workers. Weak: the runtime holds
     /// its workers.
     runtime: OnceLock<Weak<Inner>>,
+    /// A worker thread's driver, locked by the worker for each turn, and
+    /// by the monitor while the worker is stuck in a poll (`monitor.rs`).
+    /// Empty for the caller-driven worker (its `Worker` holds the driver)
+    /// and after the shutdown.
+    reactor: std::sync::Mutex<Option<Driver>>,
+    /// Held while a task's home changes away from this worker: by the
+    /// worker giving a task away (`Local::give_away`) and by the monitor
+    /// taking tasks off it while it is stuck, so that the two never move
+    /// one task at once.
+    moving: std::sync::Mutex<()>,
+    /// Set by the monitor when it took tasks off this worker: the worker
+    /// then drops their references from its owned set (`Local::sweep`).
+    rescued: AtomicBool,
 }
 
 /// Work handed to the worker by another thread.
@@ -55,7 +68,43 @@ impl Shared {
             index,
             stats: WorkerStats::default(),
             runtime: OnceLock::new(),
+            reactor: std::sync::Mutex::new(None),
+            moving: std::sync::Mutex::new(()),
+            rescued: AtomicBool::new(false),
         }
+    }
+
+    /// The worker thread's driver (see `reactor`).
+    pub(crate) fn lock_reactor(&self) -> std::sync::MutexGuard<'_, Option<Driver>> {
+        // A driver whose turn panicked is no worse for it than the runtime,
+        // which is unwinding anyway.
+        self.reactor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The worker thread's driver, unless someone (the worker, in its turn)
+    /// holds it.
+    pub(crate) fn try_lock_reactor(&self) -> Option<std::sync::MutexGuard<'_, Option<Driver>>> {
+        match self.reactor.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Serialises changes of home away from this worker (see `moving`).
+    pub(crate) fn lock_moves(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.moving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that the monitor took tasks off this worker.
+    pub(crate) fn mark_rescued(&self) {
+        self.rescued.store(true, Ordering::Release);
+    }
+
+    /// Whether the monitor took tasks off this worker since the last call.
+    #[inline]
+    pub(crate) fn was_rescued(&self) -> bool {
+        self.rescued.load(Ordering::Relaxed) && self.rescued.swap(false, Ordering::Acquire)
     }
 
     /// Records the runtime this worker belongs to (once, when it is built).
@@ -311,10 +360,13 @@ impl Local {
     /// running; if it is queued here, the worker forwards it when it comes
     /// up (see the loop).
     pub(crate) fn give_away(&self, slot: u32, addr: usize, from: &Shared, to: &Shared) -> bool {
+        let _moving = from.lock_moves();
         let task = {
             let mut owned = self.owned.borrow_mut();
             match owned.get(slot) {
-                Some(task) if task.addr() == addr && !task.is_complete() => {}
+                // The monitor may have taken it off this worker already.
+                Some(task)
+                    if task.addr() == addr && !task.is_complete() && task.home() == from.index => {}
                 _ => return false,
             }
             owned.remove(slot).expect("checked above")
@@ -325,6 +377,21 @@ impl Local {
         task.set_home(to.index);
         to.inject(Injected::Adopt(task));
         true
+    }
+}
+
+impl Local {
+    /// Drops from the owned set the tasks that no longer live here: those
+    /// the monitor moved to another worker while this one was stuck (their
+    /// new home has its own reference), and any entry whose task has since
+    /// been taken in again under another slot.
+    pub(crate) fn sweep(&self, me: usize) {
+        let gone = self
+            .owned
+            .borrow_mut()
+            .remove_if(|slot, task| task.home() != me || task.owned_slot() != slot);
+        // Dropped outside the borrow (see `run`).
+        drop(gone);
     }
 }
 

@@ -26,8 +26,11 @@ use crate::task::Task;
 /// The worker's state besides its run queue (which the thread-local context
 /// holds while it runs).
 pub(super) struct Worker {
-    /// The reactor: `epoll`, the registration table, the timers.
-    pub(super) driver: Driver,
+    /// The reactor: `epoll`, the registration table, the timers. `None` on
+    /// a worker thread, which keeps its driver in `Shared::reactor`
+    /// instead, where another thread can take it over while the worker is
+    /// stuck in a poll (`monitor.rs`).
+    pub(super) driver: Option<Driver>,
     /// Reused buffer for draining the injection queue.
     injected: Vec<Injected>,
     /// Polls between two looks at the reactor (`Builder::tasks_per_tick`).
@@ -51,7 +54,7 @@ impl Worker {
         rebalance: bool,
     ) -> Worker {
         Worker {
-            driver,
+            driver: Some(driver),
             injected: Vec::new(),
             tasks_per_tick,
             task_budget,
@@ -122,6 +125,10 @@ impl Worker {
                         task.forward();
                     }
                     Runnable::Task(task) => {
+                        if THREADS {
+                            // For the monitor: which task this worker is in.
+                            shared.stats.enter_poll(task.addr());
+                        }
                         if THREADS && sampling {
                             sample(balancer, &c.local, shared, task);
                         } else if c.local.run(task) {
@@ -137,6 +144,14 @@ impl Worker {
                 }
             }
             counts.polls += u64::from(polls);
+            if THREADS {
+                shared.stats.leave_poll();
+                if shared.was_rescued() {
+                    // Another thread moved tasks off this worker while it
+                    // was stuck: their references in the owned set go.
+                    c.local.sweep(shared.index);
+                }
+            }
             if shared.has_injected() {
                 shared.take_injected(injected);
                 let mut stop = false;
@@ -170,14 +185,33 @@ impl Worker {
                 }
                 sampling = balancer.sampling();
             }
-            counts.moved = driver.moved();
             counts.spawned = c.local.spawned();
-            shared.stats.publish(counts);
             // Block only if no task is queued. The driver queues the
             // tasks it wakes straight onto the local queue.
             let idle = c.local.is_idle();
             let woken = |task| c.local.schedule(Runnable::Task(task));
-            if let Err(error) = driver.turn(idle, || shared.has_injected(), woken) {
+            let mut turn = |driver: &mut Driver| {
+                counts.moved = driver.moved();
+                shared.stats.publish(counts);
+                driver.turn(idle, || shared.has_injected(), woken)
+            };
+            let turned = if THREADS {
+                // Held for the turn only: between turns, while the worker
+                // polls its tasks, the monitor may drive it (`monitor.rs`).
+                let mut reactor = shared.lock_reactor();
+                turn(
+                    reactor
+                        .as_mut()
+                        .expect("a worker's driver stays until its shutdown"),
+                )
+            } else {
+                turn(
+                    driver
+                        .as_mut()
+                        .expect("the caller's worker owns its driver"),
+                )
+            };
+            if let Err(error) = turned {
                 panic!("reveille: epoll_wait failed: {error}");
             }
         }
@@ -327,6 +361,7 @@ pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: 
         // On the worker's own thread: the clock is the thread's.
         worker.balancer = Balancer::new();
     }
+    *shared.lock_reactor() = worker.driver.take();
     let entered = context::enter(Current {
         handle: handle.clone(),
         worker: Some(shared.clone()),
@@ -366,6 +401,14 @@ pub(super) fn shut_down(shared: &Shared, local: Local, worker: &mut Worker) {
         }
     }
     // Then anything registered from outside our tasks learns that no event
-    // will come.
-    worker.driver.shutdown();
+    // will come. A worker thread's driver is taken out of its shared half
+    // (and closed at the end of this function), so that nothing keeps its
+    // epoll instance open after the runtime.
+    let mut driver = worker
+        .driver
+        .take()
+        .or_else(|| shared.lock_reactor().take());
+    if let Some(driver) = driver.as_mut() {
+        driver.shutdown();
+    }
 }

@@ -44,6 +44,20 @@ impl OwnedTasks {
         Some(task)
     }
 
+    /// Takes out every task for which `gone(slot, task)` holds.
+    pub(crate) fn remove_if(&mut self, mut gone: impl FnMut(u32, &Task) -> bool) -> Vec<Task> {
+        let mut removed = Vec::new();
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            let slot = slot as u32;
+            if entry.as_ref().is_some_and(|task| gone(slot, task)) {
+                removed.extend(entry.take());
+                self.free.push(slot);
+                self.live -= 1;
+            }
+        }
+        removed
+    }
+
     /// The task in `slot`, if any.
     pub(crate) fn get(&self, slot: u32) -> Option<&Task> {
         self.slots.get(slot as usize)?.as_ref()

@@ -1,0 +1,181 @@
+//! The monitor: a thread per runtime with several workers that notices a
+//! worker stuck inside one poll (a blocking call, a long computation) and
+//! keeps that worker's other tasks and sockets going meanwhile.
+//!
+//! Every [`PERIOD`] it reads each worker's progress: the task it is polling
+//! (`WorkerStats::enter_poll`, a plain store per poll) and its polls so far
+//! (published once per tick). A worker that is still inside the same poll
+//! of the same tick at two looks in a row has been stuck for at least one
+//! period. The monitor then, under the worker's `moving` lock:
+//!
+//! 1. turns the stuck worker's reactor once, without blocking (a worker
+//!    thread keeps its driver in `Shared::reactor` and holds that lock only
+//!    for its own turns, so between two of them the driver is free): the
+//!    events that came in wake the tasks that wait for them;
+//! 2. takes everything queued for the stuck worker by other threads (its
+//!    injection queue) and by that turn;
+//! 3. gives each task it took, except the stuck one, a new home: the live
+//!    worker with the fewest tasks (`Injected::Adopt` and a wake there,
+//!    as a balancing move does). From their next events on, their sockets
+//!    follow them (`relocate.rs`).
+//!
+//! The stuck worker, when its poll returns, finds that it was rescued and
+//! drops the moved tasks from its owned set (`Local::sweep`); tasks that
+//! were already in its own run queue when it got stuck wait for it (that
+//! queue is its thread's alone). While it stays stuck, the monitor repeats
+//! the rescue every period, so a task that lands on it then waits at most
+//! a few milliseconds.
+//!
+//! What it costs the workers: a store before each poll, one after each
+//! tick, and a lock around each reactor turn, only on runtimes with worker
+//! threads. The monitor sleeps [`IDLE_PERIOD`] while every worker is parked.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::handle::Inner;
+use super::scheduler::{Injected, Shared};
+use crate::task::raw::NOT_OWNED;
+use crate::task::Task;
+
+/// How often the monitor looks while some worker is busy: a worker stuck
+/// in one poll is noticed after one to two periods.
+pub(super) const PERIOD: Duration = Duration::from_millis(2);
+
+/// How often it looks while every worker is parked.
+const IDLE_PERIOD: Duration = Duration::from_millis(20);
+
+/// Starts the monitor of `runtime`, which stops once the runtime drops (or
+/// sets `Inner::stopping`).
+pub(super) fn spawn(runtime: &Arc<Inner>) -> io::Result<JoinHandle<()>> {
+    let runtime = Arc::downgrade(runtime);
+    std::thread::Builder::new()
+        .name("reveille-mon".to_owned())
+        .spawn(move || run(runtime))
+}
+
+fn run(runtime: Weak<Inner>) {
+    // Each worker's progress at the last look.
+    let mut last: Vec<(usize, u64)> = Vec::new();
+    let mut stuck: Vec<bool> = Vec::new();
+    loop {
+        let period = {
+            let Some(runtime) = runtime.upgrade() else {
+                return;
+            };
+            if runtime.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let workers = &runtime.workers;
+            last.resize(workers.len(), (0, 0));
+            stuck.resize(workers.len(), false);
+            let mut busy = false;
+            for (index, worker) in workers.iter().enumerate() {
+                let now = worker.stats.progress();
+                stuck[index] = now.0 != 0 && now == last[index];
+                last[index] = now;
+                busy |= !worker.driver.is_parked();
+            }
+            for (index, worker) in workers.iter().enumerate() {
+                if stuck[index] {
+                    if let Some(to) = target(&runtime, &stuck) {
+                        rescue(worker, &runtime.workers[to]);
+                    }
+                }
+            }
+            if busy {
+                PERIOD
+            } else {
+                IDLE_PERIOD
+            }
+        };
+        std::thread::sleep(period);
+    }
+}
+
+/// The worker that takes a stuck worker's tasks: of those not stuck, the
+/// one with the fewest tasks.
+fn target(runtime: &Inner, stuck: &[bool]) -> Option<usize> {
+    runtime
+        .workers
+        .iter()
+        .filter(|worker| !stuck[worker.index])
+        .min_by_key(|worker| worker.stats.alive.load(Ordering::Relaxed))
+        .map(|worker| worker.index)
+}
+
+/// Drives `stuck`'s reactor once and gives the tasks queued for it to `to`
+/// (see the module docs).
+fn rescue(stuck: &Shared, to: &Shared) {
+    let _moving = stuck.lock_moves();
+    let (polling, _) = stuck.stats.progress();
+    if polling == 0 {
+        // Its poll returned meanwhile.
+        return;
+    }
+    let mut woken = Vec::new();
+    {
+        let Some(mut reactor) = stuck.try_lock_reactor() else {
+            return;
+        };
+        let Some(driver) = reactor.as_mut() else {
+            return;
+        };
+        // An error here is the worker's to meet in its own next turn.
+        let _ = driver.turn(false, || false, |task| woken.push(task));
+    }
+    let mut injected = Vec::new();
+    stuck.take_injected(&mut injected);
+    let mut moved = 0;
+    for item in injected {
+        match item {
+            Injected::Wake(task) => moved += take(task, polling, stuck, to),
+            Injected::Spawn(task) if task.home() == stuck.index => {
+                stuck.stats.alive.fetch_sub(1, Ordering::Relaxed);
+                to.stats.alive.fetch_add(1, Ordering::Relaxed);
+                task.set_home(to.index);
+                to.inject(Injected::Spawn(task));
+                moved += 1;
+            }
+            // Its own business (a stop, an adoption): back in its queue.
+            other => stuck.inject(other),
+        }
+    }
+    for task in woken {
+        moved += take(task, polling, stuck, to);
+    }
+    if moved > 0 {
+        stuck.mark_rescued();
+        stuck.stats.add_rescued(moved);
+    }
+}
+
+/// Gives `task`, queued for a run on `from` (this reference holds its
+/// `SCHEDULED`), to `to`, unless it is the task `from` is stuck in, or it
+/// has moved since it was queued. Returns 1 if it moved.
+fn take(task: Task, polling: usize, from: &Shared, to: &Shared) -> u64 {
+    if task.home() != from.index {
+        task.forward();
+        return 0;
+    }
+    if task.addr() == polling {
+        // Woken during the poll that holds its worker: only that worker
+        // may run it, once the poll returns.
+        from.inject(Injected::Wake(task));
+        return 0;
+    }
+    // Before the new home is published: a run there must not find the
+    // slot of `from`'s owned set (see `Local::run`). `from` no longer runs
+    // the task (it only runs tasks whose home it is, and it is not polling
+    // this one), and drops its reference in `Local::sweep`.
+    task.set_owned_slot(NOT_OWNED);
+    from.stats.alive.fetch_sub(1, Ordering::Relaxed);
+    to.stats.alive.fetch_add(1, Ordering::Relaxed);
+    task.set_home(to.index);
+    to.inject(Injected::Adopt(task.clone_ref()));
+    to.inject(Injected::Wake(task));
+    1
+}
