@@ -103,8 +103,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
                     .next()
                     .and_then(|s| s.parse::<f64>().ok())
                     .filter(|s| s.is_finite() && *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or_else(|| format!("--timeout needs a positive number\n{usage}"))?;
-                timeout = Some(Duration::from_secs_f64(seconds));
+                timeout = Some(seconds);
             }
             "-h" | "--help" => return Err(usage.to_owned()),
             _ if url.is_none() && !arg.starts_with('-') => {

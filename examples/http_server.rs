@@ -155,7 +155,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(Options, usize)
         value
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| format!("{flag} needs a positive number of seconds\n{usage}"))
     };
     while let Some(arg) = args.next() {
@@ -258,7 +258,16 @@ async fn connection(
     _alive: futures_channel::mpsc::Sender<()>,
 ) {
     let _ = stream.set_nodelay(true);
-    let served = match reveille::timeout(options.header_timeout, sniff(stream)).await {
+    // A connection that has not said which protocol it speaks yet (a
+    // browser's preconnect, say) has no request in flight: a shutdown
+    // closes it at once rather than waiting for its header timeout.
+    let sniffing = pin!(reveille::timeout(options.header_timeout, sniff(stream)));
+    let sniffed = select(sniffing, shutdown.clone()).await;
+    let sniffed = match sniffed {
+        Either::Left((sniffed, _)) => sniffed,
+        Either::Right(_) => return,
+    };
+    let served = match sniffed {
         Err(_) => Err("timed out before the first request".to_owned()),
         Ok(Err(error)) => Err(error.to_string()),
         Ok(Ok((io, false))) => {

@@ -512,6 +512,36 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits_0() {
     request_in_flight_finishes(libc::SIGTERM);
 }
 
+/// A connection that has sent nothing yet (a browser's preconnect) holds no
+/// request: a shutdown closes it at once, and does not wait for its header
+/// timeout or the grace period (both set far above the bound here).
+#[test]
+fn a_shutdown_does_not_wait_for_a_connection_that_said_nothing() {
+    let (mut server, addr) = Example::server(&["--grace", "60", "--header-timeout", "60"]);
+    let mut idle = std::net::TcpStream::connect(addr).expect("connect");
+    idle.set_read_timeout(Some(CHILD_LIMIT)).unwrap();
+    // Accepted in order: once a later connection is answered, the idle one
+    // has been accepted too.
+    let response = raw_exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+    let started = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(CHILD_LIMIT);
+    assert!(status.success(), "the server exited with {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the shutdown waited {:?} for a connection with no request",
+        started.elapsed()
+    );
+    assert!(server.stderr().contains("every connection finished"));
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).expect("EOF");
+    assert!(rest.is_empty());
+}
+
 // ------------------------------------------------------- the client example
 
 #[test]

@@ -125,9 +125,14 @@ impl<T: AsyncRead + Unpin> hyper::rt::Read for FuturesIo<T> {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = ready!(Pin::new(&mut self.get_mut().0).poll_read(cx, buf.initialize_unfilled()))?;
+        let unfilled = buf.initialize_unfilled();
+        let len = unfilled.len();
+        let n = ready!(Pin::new(&mut self.get_mut().0).poll_read(cx, unfilled))?;
+        // A reader that reports more than it was given would make `advance`
+        // claim bytes past the buffer.
+        assert!(n <= len, "a read reported {n} bytes of a {len}-byte buffer");
         // SAFETY: `initialize_unfilled` initialised the whole unfilled part,
-        // of which the read filled the first `n` bytes.
+        // of which the read filled the first `n` bytes (`n <= len`, checked).
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }

@@ -16,6 +16,7 @@
 //! instead of copying them into one (its "flatten" strategy).
 
 #![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
@@ -236,8 +237,10 @@ where
 
 /// `Write` for `Async<T>` and `&Async<T>`: the futures-io impls, with
 /// `poll_shutdown` as their `poll_close` (a flush: a generic descriptor has
-/// no half-close). Vectored writes are `T`'s `write_vectored`, which is a
-/// real `writev` for sockets, pipes and files.
+/// no half-close). Vectored writes are `T`'s `write_vectored`, but
+/// `is_write_vectored` stays false, as in the tokio-io impls: whether `T`'s
+/// is more than a loop over the first buffer is not something std lets us
+/// ask, and hyper then gathers its buffers into one itself.
 macro_rules! impl_hyper_async_write {
     () => {
         fn poll_write(
@@ -257,7 +260,7 @@ macro_rules! impl_hyper_async_write {
         }
 
         fn is_write_vectored(&self) -> bool {
-            true
+            false
         }
 
         fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
