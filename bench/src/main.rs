@@ -27,7 +27,7 @@ use bench::runner::scale::{scale, ScaleOptions};
 use bench::runner::threads::ThreadedResults;
 use bench::runner::workloads::{
     idle_rss_per_connection, measure, ServerKind, Timing, BULK, FLOOD, FLOOR, MESSAGE_WORKLOADS,
-    REVEILLE_2W_REUSEPORT, REVEILLE_UNBUDGETED, SERVERS, THREADED_SERVERS,
+    REVEILLE_2W_PLACED, REVEILLE_2W_REUSEPORT, REVEILLE_UNBUDGETED, SERVERS, THREADED_SERVERS,
 };
 
 struct Options {
@@ -249,7 +249,7 @@ fn count(names: &[String]) {
     let known: Vec<&str> = SERVERS
         .iter()
         .chain(&THREADED_SERVERS)
-        .chain([&FLOOR, &REVEILLE_2W_REUSEPORT])
+        .chain([&FLOOR, &REVEILLE_2W_REUSEPORT, &REVEILLE_2W_PLACED])
         .map(|s| s.name)
         .collect();
     if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
@@ -262,7 +262,11 @@ fn count(names: &[String]) {
         .chain(&THREADED_SERVERS)
         .filter(|s| names.is_empty() || named(s));
     let servers: Vec<&ServerKind> = servers
-        .chain([&FLOOR, &REVEILLE_2W_REUSEPORT].into_iter().filter(named))
+        .chain(
+            [&FLOOR, &REVEILLE_2W_REUSEPORT, &REVEILLE_2W_PLACED]
+                .into_iter()
+                .filter(named),
+        )
         .collect();
     let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for server in servers {

@@ -5,8 +5,12 @@
 //! Every [`PERIOD`] it reads each worker's progress: the task it is polling
 //! (`WorkerStats::enter_poll`, a plain store per poll) and its polls so far
 //! (published once per tick). A worker that is still inside the same poll
-//! of the same tick at two looks in a row has been stuck for at least one
-//! period. The monitor then, under the worker's `moving` lock:
+//! of the same tick at [`STUCK_LOOKS`] looks in a row has been stuck for at
+//! least 10 ms. (Less is not enough evidence: a poll that streams a
+//! budget's worth of 64 KiB writes takes a few milliseconds, and so does a
+//! worker thread the OS preempted; a rescue then moves tasks for nothing,
+//! and `bench skewed` saw the moves undo the balancer's work with a 4 ms
+//! threshold.) The monitor then, under the worker's `moving` lock:
 //!
 //! 1. turns the stuck worker's reactor once, without blocking (a worker
 //!    thread keeps its driver in `Shared::reactor` and holds that lock only
@@ -48,6 +52,10 @@ pub(super) const PERIOD: Duration = Duration::from_millis(2);
 /// How often it looks while every worker is parked.
 const IDLE_PERIOD: Duration = Duration::from_millis(20);
 
+/// Looks in a row that must find a worker in the same poll before the
+/// monitor takes over: a stall of five to six periods (10 to 12 ms).
+const STUCK_LOOKS: u32 = 6;
+
 /// Starts the monitor of `runtime`, which stops once the runtime drops (or
 /// sets `Inner::stopping`).
 pub(super) fn spawn(runtime: &Arc<Inner>) -> io::Result<JoinHandle<()>> {
@@ -58,8 +66,10 @@ pub(super) fn spawn(runtime: &Arc<Inner>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(runtime: Weak<Inner>) {
-    // Each worker's progress at the last look.
+    // Each worker's progress at the last look, and how many looks in a
+    // row have found it there.
     let mut last: Vec<(usize, u64)> = Vec::new();
+    let mut same: Vec<u32> = Vec::new();
     let mut stuck: Vec<bool> = Vec::new();
     loop {
         let period = {
@@ -71,11 +81,17 @@ fn run(runtime: Weak<Inner>) {
             }
             let workers = &runtime.workers;
             last.resize(workers.len(), (0, 0));
+            same.resize(workers.len(), 0);
             stuck.resize(workers.len(), false);
             let mut busy = false;
             for (index, worker) in workers.iter().enumerate() {
                 let now = worker.stats.progress();
-                stuck[index] = now.0 != 0 && now == last[index];
+                same[index] = if now.0 != 0 && now == last[index] {
+                    same[index] + 1
+                } else {
+                    1
+                };
+                stuck[index] = same[index] >= STUCK_LOOKS;
                 last[index] = now;
                 busy |= !worker.driver.is_parked();
             }
