@@ -8,7 +8,8 @@
 //! runtime with several (`Builder::rebalance`):
 //!
 //! 1. **Measure.** Every [`WINDOW`], each worker reads its thread's CPU
-//!    time and publishes its load over the window (thousandths of a core).
+//!    time (`/proc/thread-self/schedstat`) and publishes its load over the
+//!    window (thousandths of a core).
 //! 2. **Compare.** A worker whose load exceeds that of the least loaded
 //!    worker by [`RATIO`] and by at least [`MIN_GAP`] suspects a lasting
 //!    imbalance. An idle worker (parked in `epoll_wait`) counts as load 0;
