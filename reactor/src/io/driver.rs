@@ -143,13 +143,13 @@ impl DriverHandle {
         }
     }
 
-    /// How many sources are registered with this driver now.
     /// Whether the driver is (about to be) blocked in `epoll_wait`: its
     /// worker has nothing to do. A hint; it may change at once.
     pub(crate) fn is_parked(&self) -> bool {
         self.parked.is_set()
     }
 
+    /// How many sources are registered with this driver now.
     pub(crate) fn registrations(&self) -> usize {
         self.slab().live()
     }

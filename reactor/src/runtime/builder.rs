@@ -103,7 +103,9 @@ impl Builder {
     /// ratio times its polls for one more window and gives away the task
     /// whose cost best halves the gap. Turn it off to keep every task where
     /// it was placed (with `SO_REUSEPORT` sharding, say, or to measure what
-    /// the moves bring).
+    /// the moves bring). One exception stays: a worker stuck in one poll
+    /// for 10 ms (a blocking call in a task) has its waiting tasks taken to
+    /// another worker by the runtime's monitor, whatever this says.
     ///
     /// ```
     /// let runtime = reveille_reactor::Builder::new()
@@ -234,16 +236,16 @@ impl Builder {
                 }
             }
         }
+        let mut monitor = None;
         if failure.is_none() && workers > 1 {
-            // Joined by the drop with the workers.
             match monitor::spawn(&handle) {
-                Ok(thread) => threads.push(thread),
+                Ok(thread) => monitor = Some(thread),
                 Err(error) => failure = Some(error),
             }
         }
         let runtime = Runtime {
             handle,
-            flavor: Flavor::Threads(threads),
+            flavor: Flavor::Threads(threads, monitor),
             blocking: Some(blocking),
         };
         match failure {

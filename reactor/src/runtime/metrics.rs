@@ -3,9 +3,11 @@
 //! Each worker keeps its counters in plain locals of its loop and publishes
 //! them once per tick (a batch of polls and a reactor turn) into atomics on
 //! a cache line of its own, which nothing on the path of a message shares
-//! with another thread. The one counter other threads write is the count
-//! of live tasks (a spawn placed on this worker adds one), once per task. Reading the metrics takes a snapshot; the counters
-//! of a busy worker may be one tick behind.
+//! with another thread. Other threads write only the count of live tasks (a
+//! spawn placed on this worker adds one, once per task; a move changes it)
+//! and the monitor's count of rescued tasks. The task being polled, stored
+//! before every poll, has a line to itself. Reading the metrics takes a
+//! snapshot; the counters of a busy worker may be one tick behind.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,14 +32,22 @@ pub(crate) struct WorkerStats {
     load: AtomicU64,
     load_at: AtomicU64,
     /// The address of the task the worker is polling, 0 between polls: how
-    /// the monitor tells a worker stuck in one poll (`monitor.rs`).
-    polling: AtomicUsize,
+    /// the monitor tells a worker stuck in one poll (`monitor.rs`). Written
+    /// before every poll, so on a line of its own, away from `alive`, which
+    /// spawns on other threads write.
+    polling: Polling,
     /// Tasks the monitor moved off this worker while it was stuck.
     rescued_tasks: AtomicU64,
     /// The worker thread's id, for its CPU time (0: not known, or not a
     /// thread of its own).
     tid: AtomicU64,
 }
+
+/// `WorkerStats::polling`, on a cache line (and its prefetch pair) of its
+/// own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Polling(AtomicUsize);
 
 /// What the worker loop counts between two publications.
 #[derive(Debug, Default)]
@@ -69,20 +79,20 @@ impl WorkerStats {
     /// The worker starts polling the task at `addr`.
     #[inline]
     pub(crate) fn enter_poll(&self, addr: usize) {
-        self.polling.store(addr, Ordering::Release);
+        self.polling.0.store(addr, Ordering::Release);
     }
 
     /// The worker's polls of this tick are over.
     #[inline]
     pub(crate) fn leave_poll(&self) {
-        self.polling.store(0, Ordering::Release);
+        self.polling.0.store(0, Ordering::Release);
     }
 
     /// The task the worker is polling, 0 if none, and its polls so far (as
     /// of its last tick).
     pub(crate) fn progress(&self) -> (usize, u64) {
         (
-            self.polling.load(Ordering::Acquire),
+            self.polling.0.load(Ordering::Acquire),
             self.polls.load(Ordering::Relaxed),
         )
     }

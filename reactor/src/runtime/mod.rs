@@ -9,9 +9,11 @@
 //! With [`Builder::worker_threads`], a runtime has that many worker
 //! threads of its own, each with its own reactor (`epoll` instance), run
 //! queue and timers, and `block_on`'s caller only polls its future. A task
-//! runs on the worker it was placed on (`handle.rs`) for its whole life; a
-//! socket registers with the reactor of the worker that creates it, and
-//! moves to the worker whose task waits on it (`io/driver/relocate.rs`).
+//! runs on the worker it was placed on (`handle.rs`) until a busier worker
+//! gives it to a less busy one (`balance.rs`) or the monitor takes it off a
+//! worker stuck in another task's poll (`monitor.rs`); a socket registers
+//! with the reactor of the worker that creates it, and moves to the worker
+//! whose task waits on it (`io/driver/relocate.rs`).
 
 mod balance;
 mod block_on;
@@ -116,8 +118,9 @@ enum Flavor {
     /// One worker, run by the thread inside `block_on`: taken by it, and
     /// put back when it returns. `None` means some thread is driving it now.
     CurrentThread(Mutex<Option<Core>>),
-    /// A thread per worker, joined by the drop.
-    Threads(Vec<ThreadHandle<()>>),
+    /// A thread per worker, joined by the drop, and the monitor's thread
+    /// (with several workers), joined before the workers are stopped.
+    Threads(Vec<ThreadHandle<()>>, Option<ThreadHandle<()>>),
 }
 
 /// What a thread takes to run a worker.
@@ -192,7 +195,7 @@ impl Runtime {
     fn core(&self) -> &Mutex<Option<Core>> {
         match &self.flavor {
             Flavor::CurrentThread(core) => core,
-            Flavor::Threads(_) => unreachable!("a runtime with worker threads lends no core"),
+            Flavor::Threads(..) => unreachable!("a runtime with worker threads lends no core"),
         }
     }
 
@@ -215,6 +218,9 @@ impl Runtime {
     /// load is: for work that belongs to one worker, such as one listener
     /// per worker sharing a port with `SO_REUSEPORT`, where the kernel
     /// spreads the connections (by a hash of their addresses, not by load).
+    /// The task stays there unless a busier worker gives it away
+    /// ([`Builder::rebalance`], on by default) or the worker gets stuck in
+    /// another task's poll for 10 ms (then the runtime's monitor moves it).
     ///
     /// ```
     /// use reveille_reactor::Builder;
@@ -313,8 +319,15 @@ impl Drop for Runtime {
                     worker::shut_down(&self.handle.workers[0], core.local, &mut core.worker);
                 }
             }
-            Flavor::Threads(threads) => {
+            Flavor::Threads(threads, monitor) => {
+                // The monitor first: once it is gone, no task moves off a
+                // worker behind the shutdown's back (`monitor.rs`). It
+                // never waits for a worker, so this join is short.
                 self.handle.stopping.store(true, Ordering::Release);
+                if let Some(monitor) = monitor.take() {
+                    monitor.thread().unpark();
+                    let _ = monitor.join();
+                }
                 for worker in self.handle.workers.iter() {
                     worker.inject(Injected::Stop);
                 }

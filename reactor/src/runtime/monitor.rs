@@ -35,6 +35,7 @@
 //! threads. The monitor sleeps [`IDLE_PERIOD`] while every worker is parked.
 
 use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -108,7 +109,8 @@ fn run(runtime: Weak<Inner>) {
                 IDLE_PERIOD
             }
         };
-        std::thread::sleep(period);
+        // Unparked by the runtime's drop, so that it need not wait.
+        std::thread::park_timeout(period);
     }
 }
 
@@ -126,9 +128,10 @@ fn target(runtime: &Inner, stuck: &[bool]) -> Option<usize> {
 /// Drives `stuck`'s reactor once and gives the tasks queued for it to `to`
 /// (see the module docs).
 fn rescue(stuck: &Shared, to: &Shared) {
+    // Under the stuck worker's `moving` lock: neither its balancer nor its
+    // adoptions change a home meanwhile (`Local::give_away`, `adopt`).
     let _moving = stuck.lock_moves();
-    let (polling, _) = stuck.stats.progress();
-    if polling == 0 {
+    if stuck.stats.progress().0 == 0 {
         // Its poll returned meanwhile.
         return;
     }
@@ -140,28 +143,42 @@ fn rescue(stuck: &Shared, to: &Shared) {
         let Some(driver) = reactor.as_mut() else {
             return;
         };
-        // An error here is the worker's to meet in its own next turn.
-        let _ = driver.turn(false, || false, |task| woken.push(task));
+        // An error here is the worker's to meet in its own next turn. A
+        // foreign waker that panics inside the turn ends the monitor, but
+        // the tasks it had claimed go back to their worker first, so that
+        // none is left marked as queued with no queue holding it.
+        let turned = catch_unwind(AssertUnwindSafe(|| {
+            driver.turn(false, || false, |task| woken.push(task))
+        }));
+        if let Err(panic) = turned {
+            drop(reactor);
+            for task in woken {
+                stuck.inject(Injected::Wake(task));
+            }
+            resume_unwind(panic);
+        }
     }
     let mut injected = Vec::new();
     stuck.take_injected(&mut injected);
     let mut moved = 0;
     for item in injected {
         match item {
-            Injected::Wake(task) => moved += take(task, polling, stuck, to),
-            Injected::Spawn(task) if task.home() == stuck.index => {
+            Injected::Wake(task) => moved += take(task, stuck, to),
+            Injected::Adopt(task) => moved += take_adopted(task, stuck, to),
+            Injected::Spawn(task) => {
+                // Never run, so never polled: the new worker takes it in.
                 stuck.stats.alive.fetch_sub(1, Ordering::Relaxed);
                 to.stats.alive.fetch_add(1, Ordering::Relaxed);
                 task.set_home(to.index);
                 to.inject(Injected::Spawn(task));
                 moved += 1;
             }
-            // Its own business (a stop, an adoption): back in its queue.
+            // Its own business (the runtime's stop, the main future).
             other => stuck.inject(other),
         }
     }
     for task in woken {
-        moved += take(task, polling, stuck, to);
+        moved += take(task, stuck, to);
     }
     if moved > 0 {
         stuck.mark_rescued();
@@ -169,17 +186,33 @@ fn rescue(stuck: &Shared, to: &Shared) {
     }
 }
 
+/// Whether `from` is polling `task` now. Read afresh for each task: the
+/// poll the worker was stuck in may have returned, and the worker may be
+/// polling this very task by now (a claim the monitor made after its run
+/// began, which cleared `SCHEDULED`). The `Acquire` load pairs with the
+/// worker's store before that poll (`enter_poll`), which its run's
+/// `fetch_and` and the claim order before this load, or with a later store,
+/// made once that poll was over: either way, if this returns false, every
+/// poll of `task` on `from` happens before what the monitor does next.
+fn polled_now(task: &Task, from: &Shared) -> bool {
+    from.stats.progress().0 == task.addr()
+}
+
 /// Gives `task`, queued for a run on `from` (this reference holds its
-/// `SCHEDULED`), to `to`, unless it is the task `from` is stuck in, or it
-/// has moved since it was queued. Returns 1 if it moved.
-fn take(task: Task, polling: usize, from: &Shared, to: &Shared) -> u64 {
+/// `SCHEDULED`), to `to`, unless `from` is polling it, it has moved since
+/// it was queued, or it has finished. Returns 1 if it moved.
+fn take(task: Task, from: &Shared, to: &Shared) -> u64 {
+    if task.is_complete() {
+        // A wake that came during its last poll: nothing to run, and no
+        // count of live tasks to move.
+        return 0;
+    }
     if task.home() != from.index {
         task.forward();
         return 0;
     }
-    if task.addr() == polling {
-        // Woken during the poll that holds its worker: only that worker
-        // may run it, once the poll returns.
+    if polled_now(&task, from) {
+        // Only that worker may run it, once its poll returns.
         from.inject(Injected::Wake(task));
         return 0;
     }
@@ -193,5 +226,25 @@ fn take(task: Task, polling: usize, from: &Shared, to: &Shared) -> u64 {
     task.set_home(to.index);
     to.inject(Injected::Adopt(task.clone_ref()));
     to.inject(Injected::Wake(task));
+    1
+}
+
+/// Hands on a task that another worker gave `from` (an `Adopt` that `from`
+/// has not taken in yet) to `to` instead: its home becomes `to`, and so
+/// does the adoption. A task no longer `from`'s (moved again, finished) is
+/// let go of: whoever moved it sent its own `Adopt`.
+fn take_adopted(task: Task, from: &Shared, to: &Shared) -> u64 {
+    if task.is_complete() || task.home() != from.index {
+        return 0;
+    }
+    if polled_now(&task, from) {
+        // Run before its adoption, and running now: `from` keeps it.
+        from.inject(Injected::Adopt(task));
+        return 0;
+    }
+    from.stats.alive.fetch_sub(1, Ordering::Relaxed);
+    to.stats.alive.fetch_add(1, Ordering::Relaxed);
+    task.set_home(to.index);
+    to.inject(Injected::Adopt(task));
     1
 }

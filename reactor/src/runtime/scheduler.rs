@@ -343,10 +343,13 @@ impl Local {
 
 impl Local {
     /// Takes a task another worker gave this one (`Injected::Adopt`) into
-    /// the owned set, unless a run here took it in first or it has
-    /// finished.
-    pub(crate) fn adopt(&self, task: Task) {
-        if task.owned_slot() == NOT_OWNED && !task.is_complete() {
+    /// the owned set, unless it has finished, or no longer lives here (the
+    /// monitor moved it on while this worker was stuck, and sent its own
+    /// `Adopt`). Under `moving`, so that the monitor cannot move it between
+    /// the check and the insertion.
+    pub(crate) fn adopt(&self, task: Task, me: &Shared) {
+        let _moving = me.lock_moves();
+        if task.home() == me.index && task.owned_slot() == NOT_OWNED && !task.is_complete() {
             self.owned.borrow_mut().insert(task);
         }
     }

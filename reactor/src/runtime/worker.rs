@@ -71,12 +71,13 @@ impl Worker {
     ///
     /// Always inlined into its two callers: it is the whole worker, and
     /// each caller's `main` is a different closure.
-    #[inline(always)]
     ///
     /// `THREADS`: the worker is a thread of a runtime with worker threads,
-    /// whose tasks may move between workers (`balance.rs`). Without them
-    /// (`false`, the `block_on` caller's single worker) nothing moves, and
-    /// the loop is compiled without the checks.
+    /// whose tasks may move between workers (`balance.rs`) and whose driver
+    /// the monitor may turn while it is stuck (`monitor.rs`). Without them
+    /// (`false`, the `block_on` caller's single worker) neither happens,
+    /// and the loop is compiled without the checks.
+    #[inline(always)]
     fn run<T, const THREADS: bool>(
         &mut self,
         c: &Current,
@@ -166,7 +167,7 @@ impl Worker {
                             c.local.schedule(Runnable::Main);
                         }
                         Injected::Spawn(task) => c.local.spawn(task),
-                        Injected::Adopt(task) => c.local.adopt(task),
+                        Injected::Adopt(task) => c.local.adopt(task, shared),
                         Injected::Stop => stop = true,
                     }
                 }
@@ -345,17 +346,21 @@ pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: 
     // Counts this worker as stopped however its thread ends: a worker that
     // unwinds (a foreign waker that panics, a failing `epoll_wait`) must
     // not keep the others, and the runtime's drop, waiting for ever.
-    struct Stopped(Arc<StopLatch>, bool);
+    // It also closes the driver of a worker that unwinds: left in the
+    // worker's shared half, which its tasks' wakers keep alive, it would
+    // keep those wakers (in its registrations) alive in turn.
+    struct Stopped(Arc<StopLatch>, bool, Arc<Shared>);
     impl Drop for Stopped {
         fn drop(&mut self) {
             if !self.1 {
                 self.0.stopped(1);
+                drop(self.2.lock_reactor().take());
             }
         }
     }
-    let mut counted = Stopped(stopped, false);
-    let Core { local, mut worker } = core;
     let shared = handle.workers[index].clone();
+    let mut counted = Stopped(stopped, false, shared.clone());
+    let Core { local, mut worker } = core;
     shared.stats.record_thread();
     if worker.rebalance && handle.workers.len() > 1 {
         // On the worker's own thread: the clock is the thread's.
@@ -373,6 +378,9 @@ pub(super) fn run_thread(handle: Arc<Inner>, index: usize, core: Core, stopped: 
         context::with_local(|c| worker.run::<_, true>(c, &shared, || Poll::<Infallible>::Pending));
     }
     let local = context::exit();
+    // The monitor has stopped (the drop joins it before it stops the
+    // workers), so this drops the last references to tasks it moved away.
+    local.sweep(index);
     // Every worker leaves its loop before any cancels a task: a task being
     // cancelled here may hold a socket another worker's task still polls,
     // or wake one.

@@ -10,10 +10,13 @@ pub(crate) mod raw;
 
 pub(crate) use raw::Task;
 
-/// The tasks a worker owns: every task spawned on its runtime that has not
+/// The tasks a worker owns: every task that lives on it and has not
 /// finished, each holding one reference, so that the runtime's drop can
 /// cancel them all, including those parked where nothing will wake them.
-/// A task knows its slot (`Task::owned_slot`), so finishing is O(1).
+/// A task knows its slot (`Task::owned_slot`), so finishing is O(1). A
+/// task the monitor moved away stays here, stale, until the worker's
+/// `Local::sweep`; between a move and its adoption, a task is in no set
+/// (its `Adopt` is queued, and the drop cancels what is queued).
 #[derive(Default)]
 pub(crate) struct OwnedTasks {
     slots: Vec<Option<Task>>,

@@ -40,12 +40,16 @@
 //! * Before `COMPLETE`: only whoever runs or cancels the task. A task is run
 //!   by one thread at a time: its home worker (`Header::home`), or the one
 //!   blocking-pool thread that took the job. A worker runs a task it pops
-//!   only if the task's home is that worker, and only the home worker
-//!   changes the home, between two of its polls, with a `Release` store
-//!   that the new home's `Acquire` load reads before its first run: every
-//!   run on the old home happens before any run on the new one.
-//!   Cancelling ([`Task::shutdown`]) happens only where no run can: a
-//!   runtime's drop, with its worker stopped, or a pool job no thread took.
+//!   only if the task's home is that worker. The home changes only under
+//!   the home worker's `moving` lock: by that worker between two of its
+//!   polls (a balancing move), or by the runtime's monitor, holding the
+//!   task's one queued reference, while that worker is stuck in another
+//!   task's poll (`runtime/monitor.rs` argues why the worker's last poll of
+//!   it comes first). The store is `Release`, and the new home's `Acquire`
+//!   load reads it before its first run: every run on the old home happens
+//!   before any run on the new one. Cancelling ([`Task::shutdown`]) happens
+//!   only where no run can: a runtime's drop, with every worker (and the
+//!   monitor) stopped, or a pool job no thread took.
 //! * After `COMPLETE`: only the [`Join`], which moves the output out once
 //!   (or drops it when the `Join` goes), or, if the `Join` was dropped
 //!   before, the runner that completed the task, which drops the output.
@@ -105,14 +109,16 @@ pub(crate) trait Schedule: Send + Sync + 'static {
 struct Header {
     state: AtomicUsize,
     vtable: &'static Vtable,
-    /// The task's slot in its worker's set of owned tasks; only that worker
-    /// reads or writes it (`NOT_OWNED` between a move and the adoption).
+    /// The task's slot in its home worker's set of owned tasks, written by
+    /// the worker that inserts it, and set to `NOT_OWNED` by whoever moves
+    /// the task (under the old home's `moving` lock) before the new home
+    /// can see the move.
     owned: AtomicU32,
-    /// The index of the worker that runs the task (its home). Written only
-    /// by that worker, between two polls, when it gives the task away
-    /// (`Release`); read by wakes on any thread (`Acquire`), so that a run
-    /// on the new worker comes after every run on the old one. Fills what
-    /// was padding after `owned`.
+    /// The index of the worker that runs the task (its home). Changed only
+    /// under the home worker's `moving` lock (see the module docs), with
+    /// `Release`; read by wakes on any thread (`Acquire`), so that a run on
+    /// the new worker comes after every run on the old one. Fills what was
+    /// padding after `owned`.
     home: AtomicU32,
     /// The waker of whoever awaits the [`Join`], woken at completion.
     join_waker: Mutex<Option<Waker>>,
@@ -451,9 +457,9 @@ impl Task {
         self.header().home.load(Ordering::Acquire) as usize
     }
 
-    /// Makes worker `home` the one that runs the task. Only the task's
-    /// current home worker calls this, between two of its polls (or its
-    /// spawner, before anyone else has the task): the `Release` store
+    /// Makes worker `home` the one that runs the task: its spawner, before
+    /// anyone else has the task, or whoever moves it, under the current
+    /// home's `moving` lock (see the module docs). The `Release` store
     /// orders every run there before any run the new home makes after
     /// seeing it.
     pub(crate) fn set_home(&self, home: usize) {
