@@ -145,6 +145,22 @@ impl WorkerStats {
     }
 }
 
+impl WorkerStats {
+    /// The worker thread's time on a CPU and its time waiting for one (the
+    /// first two fields of its `schedstat`), if it has a thread of its own.
+    pub(crate) fn thread_times(&self) -> Option<(Duration, Duration)> {
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        let mut fields = stat.split_whitespace();
+        let on_cpu = fields.next()?.parse().ok()?;
+        let waiting = fields.next()?.parse().ok()?;
+        Some((Duration::from_nanos(on_cpu), Duration::from_nanos(waiting)))
+    }
+}
+
 /// The calling thread's id, from `/proc/thread-self` (which links to
 /// `/proc/<pid>/task/<tid>`).
 fn current_tid() -> Option<u64> {

@@ -7,10 +7,14 @@
 //! (published once per tick). A worker that is still inside the same poll
 //! of the same tick at [`STUCK_LOOKS`] looks in a row has been stuck for at
 //! least 10 ms. (Less is not enough evidence: a poll that streams a
-//! budget's worth of 64 KiB writes takes a few milliseconds, and so does a
-//! worker thread the OS preempted; a rescue then moves tasks for nothing,
-//! and `bench skewed` saw the moves undo the balancer's work with a 4 ms
-//! threshold.) The monitor then, under the worker's `moving` lock:
+//! budget's worth of 64 KiB writes takes a few milliseconds; a rescue then
+//! moves tasks for nothing, and `bench skewed` saw the moves undo the
+//! balancer's work with a 4 ms threshold.) Nor is a worker that spent that
+//! time mostly waiting for a CPU (its `schedstat`, read from the second
+//! look on): it was preempted, not stuck, and will go on as soon as it
+//! runs; moving its tasks to another worker that competes for the same
+//! cores would only scatter them. The monitor then, under the worker's
+//! `moving` lock:
 //!
 //! 1. turns the stuck worker's reactor once, without blocking (a worker
 //!    thread keeps its driver in `Shared::reactor` and holds that lock only
@@ -72,6 +76,8 @@ fn run(runtime: Weak<Inner>) {
     let mut last: Vec<(usize, u64)> = Vec::new();
     let mut same: Vec<u32> = Vec::new();
     let mut stuck: Vec<bool> = Vec::new();
+    // Each worker's thread times at the second look at its current poll.
+    let mut times: Vec<Option<(Duration, Duration)>> = Vec::new();
     loop {
         let period = {
             let Some(runtime) = runtime.upgrade() else {
@@ -84,6 +90,7 @@ fn run(runtime: Weak<Inner>) {
             last.resize(workers.len(), (0, 0));
             same.resize(workers.len(), 0);
             stuck.resize(workers.len(), false);
+            times.resize(workers.len(), None);
             let mut busy = false;
             for (index, worker) in workers.iter().enumerate() {
                 let now = worker.stats.progress();
@@ -92,7 +99,10 @@ fn run(runtime: Weak<Inner>) {
                 } else {
                     1
                 };
-                stuck[index] = same[index] >= STUCK_LOOKS;
+                if same[index] == 2 {
+                    times[index] = worker.stats.thread_times();
+                }
+                stuck[index] = same[index] >= STUCK_LOOKS && !preempted(worker, times[index]);
                 last[index] = now;
                 busy |= !worker.driver.is_parked();
             }
@@ -112,6 +122,23 @@ fn run(runtime: Weak<Inner>) {
         // Unparked by the runtime's drop, so that it need not wait.
         std::thread::park_timeout(period);
     }
+}
+
+/// Whether `worker`'s thread spent most of the time since `then` (its
+/// times when the monitor first saw it in this poll) waiting for a CPU
+/// rather than on one or blocked: preempted, not stuck. False when the
+/// times cannot be read.
+fn preempted(worker: &Shared, then: Option<(Duration, Duration)>) -> bool {
+    let (Some((cpu_then, waited_then)), Some((cpu_now, waited_now))) =
+        (then, worker.stats.thread_times())
+    else {
+        return false;
+    };
+    let waited = waited_now.saturating_sub(waited_then);
+    let ran = cpu_now.saturating_sub(cpu_then);
+    // Blocked in a call, the thread neither runs nor waits for a CPU;
+    // computing, it runs. Preempted, it waits.
+    waited > ran && waited > PERIOD
 }
 
 /// The worker that takes a stuck worker's tasks: of those not stuck, the
