@@ -95,7 +95,7 @@ fn run(runtime: Weak<Inner>) {
             for (index, worker) in workers.iter().enumerate() {
                 let now = worker.stats.progress();
                 same[index] = if now.0 != 0 && now == last[index] {
-                    same[index] + 1
+                    same[index].saturating_add(1)
                 } else {
                     1
                 };
