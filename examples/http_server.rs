@@ -57,6 +57,7 @@
 //! `pub(crate)` on [`run`].
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
@@ -275,15 +276,8 @@ async fn connection(
                 .timer(Timer::new())
                 .header_read_timeout(options.header_timeout)
                 .serve_connection(io, service_fn(route));
-            let mut connection = pin!(connection);
-            match select(connection.as_mut(), shutdown).await {
-                Either::Left((served, _)) => served,
-                Either::Right((_, _)) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            }
-            .map_err(|e| e.to_string())
+            let connection = pin!(connection);
+            until_shutdown(connection, shutdown, |c| c.graceful_shutdown()).await
         }
         Ok(Ok((io, true))) => {
             let connection = http2::Builder::new(Executor::new())
@@ -291,15 +285,8 @@ async fn connection(
                 .keep_alive_interval(H2_KEEP_ALIVE)
                 .keep_alive_timeout(H2_KEEP_ALIVE)
                 .serve_connection(io, service_fn(route));
-            let mut connection = pin!(connection);
-            match select(connection.as_mut(), shutdown).await {
-                Either::Left((served, _)) => served,
-                Either::Right((_, _)) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            }
-            .map_err(|e| e.to_string())
+            let connection = pin!(connection);
+            until_shutdown(connection, shutdown, |c| c.graceful_shutdown()).await
         }
     };
     match served {
@@ -307,6 +294,28 @@ async fn connection(
         Ok(()) => {}
         Err(error) => eprintln!("http_server: {peer}: {error}"),
     }
+}
+
+/// Serves `connection` to its end; when shutdown starts first, asks it to
+/// finish gracefully (`graceful`: hyper's HTTP/1 and HTTP/2 connections
+/// each have the method, but no trait names it) and serves it to that end.
+async fn until_shutdown<C, E>(
+    mut connection: Pin<&mut C>,
+    shutdown: ShutdownSignal,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Result<(), String>
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let served = match select(connection.as_mut(), shutdown).await {
+        Either::Left((served, _)) => served,
+        Either::Right((_, _)) => {
+            graceful(connection.as_mut());
+            connection.await
+        }
+    };
+    served.map_err(|e| e.to_string())
 }
 
 /// Reads the connection's first bytes until they differ from the HTTP/2
