@@ -149,6 +149,9 @@ async fn fetch(options: &Options) -> io::Result<()> {
         .header(hyper::header::USER_AGENT, "reveille-http-client")
         .body(Empty::<Bytes>::new())
         .map_err(io::Error::other)?;
+    // The connection takes a request once its task has run: wait for that
+    // rather than have hyper refuse one sent too early.
+    sender.ready().await.map_err(http_error)?;
     let response = sender.send_request(request).await.map_err(http_error)?;
     let status = response.status();
     if !status.is_success() {

@@ -650,6 +650,14 @@ where
             .header("host", "test")
             .body(Full::new(Bytes::from(payload.clone())))
             .unwrap();
+        // An HTTP/1 connection takes the next request only once it is done
+        // with the last response, which its task (on another worker, maybe)
+        // may not have finished yet: hyper refuses a request sent before
+        // ("connection was not ready"), so wait for it.
+        sender
+            .ready()
+            .await
+            .expect("the connection takes a request");
         let response = sender.send_request(request).await.expect("response");
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -785,6 +793,7 @@ fn hyper_http2_client_and_server_over_tcp() {
                 let request = Request::post(format!("http://test/echo/{i}"))
                     .body(Full::new(Bytes::from(payload.clone())))
                     .unwrap();
+                sender.ready().await.expect("the connection takes a stream");
                 let response = sender.send_request(request).await.expect("response");
                 assert_eq!(response.version(), hyper::Version::HTTP_2);
                 let body = response.into_body().collect().await.unwrap().to_bytes();
