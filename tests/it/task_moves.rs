@@ -151,7 +151,10 @@ fn a_loaded_worker_gives_a_connection_to_an_idle_one() {
     drop(runtime);
 }
 
-/// With `rebalance(false)`, the same load stays where it was placed.
+/// With `rebalance(false)`, the balancer moves nothing: a handler that
+/// runs on worker 1 all the same was taken there by the monitor, which
+/// this setting does not turn off (on a loaded machine, a 300 µs poll can
+/// stretch past the monitor's 10 ms), and the metrics say so.
 #[test]
 fn rebalance_off_keeps_every_task_where_it_was_placed() {
     let runtime = Builder::new()
@@ -172,8 +175,10 @@ fn rebalance_off_keeps_every_task_where_it_was_placed() {
     let metrics = runtime.metrics();
     assert_eq!(metrics.workers()[0].moved_tasks, 0, "{metrics:?}");
     let seen = seen.lock().unwrap();
+    let moved = seen.iter().filter(|workers| workers.contains(&1)).count() as u64;
     assert!(
-        seen.iter().all(|workers| workers.iter().all(|&w| w == 0)),
-        "{seen:?}"
+        moved <= metrics.workers()[0].rescued_tasks,
+        "{moved} handlers ran on worker 1, the monitor moved {}: {seen:?}",
+        metrics.workers()[0].rescued_tasks
     );
 }
