@@ -102,6 +102,11 @@ impl WorkerStats {
         self.rescued_tasks.fetch_add(tasks, Ordering::Relaxed);
     }
 
+    /// Publishes the count of registrations moved away, after a turn.
+    pub(crate) fn publish_moved(&self, moved: u64) {
+        self.moved.store(moved, Ordering::Relaxed);
+    }
+
     /// Publishes the worker's load over its last balancing window
     /// (`runtime/balance.rs`).
     pub(crate) fn publish_load(&self, per_mille: u64, stamp: u64) {

@@ -194,7 +194,18 @@ impl Worker {
             let mut turn = |driver: &mut Driver| {
                 counts.moved = driver.moved();
                 shared.stats.publish(counts);
-                driver.turn(idle, || shared.has_injected(), woken)
+                let turned = driver.turn(idle, || shared.has_injected(), woken);
+                // A registration moved in this turn is published now: the
+                // worker may park next with nothing to run, and not tick.
+                // (Only worker threads move registrations.)
+                if THREADS {
+                    let moved = driver.moved();
+                    if moved != counts.moved {
+                        counts.moved = moved;
+                        shared.stats.publish_moved(moved);
+                    }
+                }
+                turned
             };
             let turned = if THREADS {
                 // Held for the turn only: between turns, while the worker
