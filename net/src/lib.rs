@@ -18,9 +18,9 @@
 //! and the `getsockopt` behind [`UnixStream::peer_cred`], which neither std
 //! (unstable) nor socket2 offers.
 //!
-//! Under the `tokio-io` feature, `compat/tokio_io.rs` is a second door: the
-//! two `unsafe` calls through which tokio's `ReadBuf` lends its
-//! uninitialised memory.
+//! Under the `tokio-io` and `hyper` features it also holds the `unsafe`
+//! calls through which tokio's `ReadBuf` and hyper's `ReadBufCursor` lend
+//! their uninitialised memory (`sys::fill_tokio`, `sys::fill_hyper`).
 //!
 //! [reveille]: https://docs.rs/reveille
 

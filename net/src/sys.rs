@@ -144,3 +144,55 @@ pub(crate) fn peer_cred(socket: BorrowedFd<'_>) -> io::Result<libc::ucred> {
     debug_assert_eq!(len as usize, mem::size_of::<libc::ucred>());
     Ok(cred)
 }
+
+/// Runs `read` on the unfilled, possibly uninitialised part of tokio's
+/// `buf` and records the bytes it initialised: the `unsafe` that tokio's
+/// `ReadBuf` asks of a read with no zero-filling (`compat/tokio_io.rs`).
+///
+/// `read` must return `Ready(Ok(n))` only after initialising the first `n`
+/// bytes of the slice it is given, and store nothing but initialised bytes
+/// into it (`StreamCore::poll_read_uninit` does both).
+#[cfg(feature = "tokio-io")]
+pub(crate) fn fill_tokio(
+    buf: &mut tokio::io::ReadBuf<'_>,
+    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::task::Poll<io::Result<usize>>,
+) -> std::task::Poll<io::Result<()>> {
+    // SAFETY: `unfilled_mut` requires that nothing initialised be
+    // de-initialised: `read` stores only initialised bytes.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let len = unfilled.len();
+    let n = std::task::ready!(read(unfilled))?;
+    assert!(
+        n <= len,
+        "a read reported {n} bytes into a {len}-byte buffer"
+    );
+    // SAFETY: `read` initialised the first `n` bytes of the unfilled part,
+    // and `n` is at most its length (checked).
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    std::task::Poll::Ready(Ok(()))
+}
+
+/// The same for hyper's `ReadBufCursor` (`compat/hyper/io.rs`), with the
+/// same promise asked of `read`.
+#[cfg(feature = "hyper")]
+pub(crate) fn fill_hyper(
+    buf: &mut hyper::rt::ReadBufCursor<'_>,
+    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::task::Poll<io::Result<usize>>,
+) -> std::task::Poll<io::Result<()>> {
+    // SAFETY: `as_mut`: `read` stores only initialised bytes, so nothing
+    // initialised becomes uninitialised. `advance`: `read` initialised the
+    // first `n` bytes of the slice, which starts at the cursor, and `n` is
+    // at most its length (checked before).
+    unsafe {
+        let unfilled = buf.as_mut();
+        let len = unfilled.len();
+        let n = std::task::ready!(read(unfilled))?;
+        assert!(
+            n <= len,
+            "a read reported {n} bytes into a {len}-byte buffer"
+        );
+        buf.advance(n);
+    }
+    std::task::Poll::Ready(Ok(()))
+}

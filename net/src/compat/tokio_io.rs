@@ -55,10 +55,9 @@
 //!
 //! # Unsafe code
 //!
-//! This module is one of reveille-net's doors for `unsafe` (beside
-//! `sys.rs`): tokio's `ReadBuf::unfilled_mut` and `ReadBuf::assume_init` are
-//! `unsafe` by the trait's design. Both calls are in one function,
-//! `read_uninit`, each with its reason.
+//! None here: tokio's `ReadBuf::unfilled_mut` and `ReadBuf::assume_init`
+//! are `unsafe` by the trait's design, and both calls live in net's one door
+//! for `unsafe`, `sys::fill_tokio`, each with its reason.
 //!
 //! # Example
 //!
@@ -99,9 +98,6 @@
 //! [`OwnedWriteHalf`]: crate::tcp::OwnedWriteHalf
 //! [`Async<T>`]: crate::Async
 
-#![allow(unsafe_code)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsFd;
 use std::pin::Pin;
@@ -124,16 +120,7 @@ fn read_uninit<S: StreamSocket>(
 where
     for<'a> &'a S: Read,
 {
-    // SAFETY: `unfilled_mut` requires that we de-initialise nothing already
-    // initialised: `poll_read_uninit` only lets the kernel write received
-    // bytes into the slice, and never writes uninitialised memory.
-    let unfilled = unsafe { buf.unfilled_mut() };
-    let n = ready!(core.poll_read_uninit(cx, unfilled))?;
-    // SAFETY: on `Ok(n)`, the kernel has written (initialised) the first
-    // `n` bytes of the unfilled part, and `n` is at most its length.
-    unsafe { buf.assume_init(n) };
-    buf.advance(n);
-    Poll::Ready(Ok(()))
+    crate::sys::fill_tokio(buf, |unfilled| core.poll_read_uninit(cx, unfilled))
 }
 
 /// tokio's `AsyncRead` and `AsyncWrite` for a stream type whose field `core`

@@ -1,22 +1,18 @@
 //! `hyper::rt::Read` and `hyper::rt::Write` for the stream types, the TCP
 //! halves and `Async<T>`.
 //!
-//! This module is one of net's doors for `unsafe`, because hyper's
-//! `ReadBufCursor` demands it: its unfilled part is reachable only through
-//! the `unsafe` [`ReadBufCursor::as_mut`] (the caller promises not to
-//! de-initialise bytes) and a read is recorded only through the `unsafe`
-//! [`ReadBufCursor::advance`] (the caller promises the bytes are
-//! initialised). Both calls are in [`fill`], the one `unsafe` block here;
-//! the syscall that writes into the uninitialised bytes is
+//! hyper's `ReadBufCursor` demands `unsafe`: its unfilled part is
+//! reachable only through the `unsafe` [`ReadBufCursor::as_mut`] (the
+//! caller promises not to de-initialise bytes) and a read is recorded only
+//! through the `unsafe` [`ReadBufCursor::advance`] (the caller promises the
+//! bytes are initialised). Both calls are in `sys::fill_hyper`, in net's
+//! one door for `unsafe`, which [`fill`] calls; the syscall that writes into the uninitialised bytes is
 //! `sys::recv_uninit`, behind `StreamCore::poll_read_uninit`.
 //!
 //! Writes go through the futures-io impls, which are already what hyper
 //! wants: `poll_write_vectored` is `sendmsg`, so `is_write_vectored` says
 //! true and hyper queues a response's head and body as separate buffers
 //! instead of copying them into one (its "flatten" strategy).
-
-#![allow(unsafe_code)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
@@ -42,24 +38,7 @@ fn fill(
     buf: &mut ReadBufCursor<'_>,
     read: impl FnOnce(&mut [MaybeUninit<u8>]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<()>> {
-    // SAFETY: `as_mut`: `read` only ever stores initialised bytes (a recv
-    // into the buffer, or a `Read` into bytes already initialised), so no
-    // byte that was initialised becomes uninitialised. `advance`: `read`
-    // initialised the first `n` bytes of the slice, which starts at the
-    // cursor's position, and `n` is at most the slice's length (a recv
-    // never reports more than it was offered; checked below all the same,
-    // so a wrong `n` panics instead of exposing uninitialised memory).
-    unsafe {
-        let unfilled = buf.as_mut();
-        let len = unfilled.len();
-        let n = ready!(read(unfilled))?;
-        assert!(
-            n <= len,
-            "a read reported {n} bytes into a {len}-byte buffer"
-        );
-        buf.advance(n);
-    }
-    Poll::Ready(Ok(()))
+    crate::sys::fill_hyper(buf, read)
 }
 
 /// `Read` and `Write` for a stream type with a `core` field (a
