@@ -5,8 +5,8 @@
 //! This crate's unit tests, built with `RUSTFLAGS="--cfg loom"`, run the same
 //! code on loom's instrumented atomics and mutexes instead: the models in
 //! `*/loom_tests.rs` use them to try every interleaving of the readiness
-//! word, the waiter lock, a task's scheduled flag and the driver's park
-//! handshake. (loom is a dev-dependency, so the library itself stays on
+//! word, the waiter lock, a task's state word and home, the main future's
+//! scheduled flag and the driver's park handshake. (loom is a dev-dependency, so the library itself stays on
 //! `std` even under `--cfg loom`.) Loom's types only work inside
 //! `loom::model`, so only the loom tests run in that build (see `.ci/run`).
 //!
@@ -17,12 +17,12 @@
 
 #[cfg(all(test, loom))]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 

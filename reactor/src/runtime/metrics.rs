@@ -44,10 +44,10 @@ pub(crate) struct WorkerStats {
 }
 
 /// `WorkerStats::polling`, on a cache line (and its prefetch pair) of its
-/// own.
+/// own. From `crate::sync`: the monitor's loom model reads it.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Polling(AtomicUsize);
+struct Polling(crate::sync::AtomicUsize);
 
 /// What the worker loop counts between two publications.
 #[derive(Debug, Default)]

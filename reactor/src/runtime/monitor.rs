@@ -275,3 +275,6 @@ fn take_adopted(task: Task, from: &Shared, to: &Shared) -> u64 {
     to.inject(Injected::Adopt(task));
     1
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -47,9 +47,14 @@
 //!   task's poll (`runtime/monitor.rs` argues why the worker's last poll of
 //!   it comes first). The store is `Release`, and the new home's `Acquire`
 //!   load reads it before its first run: every run on the old home happens
-//!   before any run on the new one. Cancelling ([`Task::shutdown`]) happens
-//!   only where no run can: a runtime's drop, with every worker (and the
-//!   monitor) stopped, or a pool job no thread took.
+//!   before any run on the new one. (So does the state word on its own:
+//!   each run's `AcqRel` clear of `SCHEDULED` reads what the previous
+//!   run's `AcqRel` drop of its reference wrote, or later.)
+//!   `runtime/monitor/loom_tests.rs` checks this under loom, for a move
+//!   and for a rescue, each raced by a wake. Cancelling
+//!   ([`Task::shutdown`]) happens only where no run can: a runtime's drop,
+//!   with every worker (and the monitor) stopped, or a pool job no thread
+//!   took.
 //! * After `COMPLETE`: only the [`Join`], which moves the output out once
 //!   (or drops it when the `Join` goes), or, if the `Join` was dropped
 //!   before, the runner that completed the task, which drops the output.
@@ -70,10 +75,9 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
+use crate::sync::{AtomicU32, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::task::join::JoinError;
 
 const SCHEDULED: usize = 0b0001;
@@ -501,7 +505,7 @@ impl fmt::Debug for Task {
     }
 }
 
-fn lock(waiter: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
+fn lock(waiter: &Mutex<Option<Waker>>) -> MutexGuard<'_, Option<Waker>> {
     // A poisoned lock still holds a valid `Option<Waker>`.
     waiter
         .lock()
