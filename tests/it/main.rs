@@ -36,6 +36,8 @@ mod foreign_executor;
 mod fs;
 #[cfg(feature = "hyper")]
 mod http;
+#[cfg(feature = "hyper")]
+mod hyper_io;
 mod ipv6;
 mod netns;
 mod off_runtime;
