@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::balance::Balancer;
+use super::balance::{self, Balancer};
 use super::context::{self, Current};
 use super::handle::Inner;
 use super::main_waker::MainWaker;
@@ -96,7 +96,8 @@ impl Worker {
         // A task that yielded for want of budget: it goes behind whatever
         // the next reactor turn wakes (see `coop`).
         let mut deferred = None;
-        // Whether the balancer times each poll in this tick.
+        // Whether the balancer times polls in this tick (one in
+        // `balance::SAMPLE_EVERY`).
         let mut sampling = false;
         loop {
             if let Some(key) = deferred.take() {
@@ -130,7 +131,7 @@ impl Worker {
                             // For the monitor: which task this worker is in.
                             shared.stats.enter_poll(task.addr());
                         }
-                        if THREADS && sampling {
+                        if THREADS && sampling && balance::timed(counts.polls + u64::from(polls)) {
                             sample(balancer, &c.local, shared, task);
                         } else if c.local.run(task) {
                             shared.stats.alive.fetch_sub(1, Ordering::Relaxed);
