@@ -6,7 +6,17 @@
 //! * **Throughput and p99**: wrk (`-t1 -c64 --latency`) against each
 //!   server, the server pinned to [`SERVER_CORE`] and wrk to
 //!   [`LOADGEN_CORE`], the servers interleaved round by round; medians of
-//!   the rounds.
+//!   the rounds, and how many rounds reveille's `hyper` feature won against
+//!   each of the others (the rounds are paired: neighbours in time share
+//!   the machine's mood).
+//! * **Server CPU per request**: the server process's user and system time
+//!   over the wrk run (`/proc/PID/stat`) divided by the requests wrk
+//!   counted, and the user-space part of it. Server and wrk each saturate
+//!   their core here, so requests/s measure the pair; this says what the
+//!   server's side costs, and how much of that the I/O layer can change.
+//! * **Steal**: the share of the machine's CPU time the hypervisor gave to
+//!   other guests during the rounds (`/proc/stat`); the table gives its
+//!   median, since rounds with much of it measure the neighbours.
 //! * **Instructions per request**: cachegrind over the server while a
 //!   small load generator here ([`requests`]) makes a fixed number of
 //!   keep-alive requests on a few connections; the difference between runs
@@ -17,7 +27,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::Command;
 
-use super::procs::{Server, LOADGEN_CORE, SERVER_CORE};
+use super::procs::{machine_ticks, ticks_per_second, Server, LOADGEN_CORE, SERVER_CORE};
 use super::report::median;
 
 /// The servers compared, by binary, with the name the table gives them.
@@ -49,6 +59,12 @@ pub struct HyperOptions {
 struct WrkRun {
     requests_per_sec: f64,
     p99_ms: f64,
+    /// The server's CPU time (user and system) per request, µs.
+    cpu_us: f64,
+    /// The user-space part of `cpu_us`, µs.
+    user_us: f64,
+    /// The share of the machine's CPU time stolen during the run.
+    steal: f64,
 }
 
 /// Runs the comparison and returns it as markdown.
@@ -58,10 +74,14 @@ pub fn hyper(options: &HyperOptions) -> String {
         for (i, (name, binary)) in HTTP_SERVERS.iter().enumerate() {
             let run = wrk(binary, options.duration);
             eprintln!(
-                "bench hyper: round {}: {name}: {:.0} req/s, p99 {:.2} ms",
+                "bench hyper: round {}: {name}: {:.0} req/s, p99 {:.2} ms, \
+                 {:.2} µs CPU/request ({:.2} user), steal {:.0}%",
                 round + 1,
                 run.requests_per_sec,
-                run.p99_ms
+                run.p99_ms,
+                run.cpu_us,
+                run.user_us,
+                run.steal * 100.0
             );
             runs[i].push(run);
         }
@@ -79,20 +99,44 @@ pub fn hyper(options: &HyperOptions) -> String {
     let mut out = format!(
         "hyper HTTP/1.1 `GET /`, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, server on core \
          {SERVER_CORE}, wrk on core {LOADGEN_CORE}; median of {} interleaved rounds\n\n\
-         | server | requests/s | p99 latency | instructions/request |\n\
-         |---|---:|---:|---:|\n",
+         | server | requests/s | p99 latency | server CPU/request (user) | \
+         instructions/request | rounds reveille won: req/s, p99, CPU |\n\
+         |---|---:|---:|---:|---:|---|\n",
         options.duration, options.rounds
     );
     for (i, (name, _)) in HTTP_SERVERS.iter().enumerate() {
         let rps: Vec<f64> = runs[i].iter().map(|r| r.requests_per_sec).collect();
         let p99: Vec<f64> = runs[i].iter().map(|r| r.p99_ms).collect();
+        let cpu: Vec<f64> = runs[i].iter().map(|r| r.cpu_us).collect();
+        let user: Vec<f64> = runs[i].iter().map(|r| r.user_us).collect();
         let count = instructions[i].map_or("-".to_owned(), |n| format!("{n:.0}"));
+        let won = if i == 0 {
+            "-".to_owned()
+        } else {
+            let pairs = || runs[0].iter().zip(&runs[i]);
+            let rps = pairs()
+                .filter(|(a, b)| a.requests_per_sec >= b.requests_per_sec)
+                .count();
+            let p99 = pairs().filter(|(a, b)| a.p99_ms <= b.p99_ms).count();
+            let cpu = pairs().filter(|(a, b)| a.cpu_us <= b.cpu_us).count();
+            let n = options.rounds;
+            format!("{rps}/{n}, {p99}/{n}, {cpu}/{n}")
+        };
         out.push_str(&format!(
-            "| {name} | {:.0} | {:.2} ms | {count} |\n",
+            "| {name} | {:.0} | {:.2} ms | {:.2} µs ({:.2}) | {count} | {won} |\n",
             median(&rps),
-            median(&p99)
+            median(&p99),
+            median(&cpu),
+            median(&user)
         ));
     }
+    let steal: Vec<f64> = runs.iter().flatten().map(|r| r.steal * 100.0).collect();
+    out.push_str(&format!(
+        "\nSteal (CPU time the hypervisor gave other guests), median of the runs: \
+         {:.1}%, worst {:.1}%.\n",
+        median(&steal),
+        steal.iter().copied().fold(0.0, f64::max)
+    ));
     if let Some(n) = options.count_requests {
         out.push_str(&format!(
             "\nInstructions: user space, the server's process, cachegrind; \
@@ -108,6 +152,8 @@ pub fn hyper(options: &HyperOptions) -> String {
 fn wrk(binary: &str, duration: u32) -> WrkRun {
     let server = Server::start(binary, &[], &[]);
     let url = format!("http://{}/", server.addr);
+    let (user_before, system_before) = server.cpu_split();
+    let machine_before = machine_ticks();
     let output = Command::new("taskset")
         .args(["-c", LOADGEN_CORE, "wrk", "-t1"])
         .arg(format!("-c{WRK_CONNECTIONS}"))
@@ -115,6 +161,9 @@ fn wrk(binary: &str, duration: u32) -> WrkRun {
         .args(["--latency", &url])
         .output()
         .expect("run wrk (is it installed?)");
+    let (user, system) = server.cpu_split();
+    let (user, system) = (user - user_before, system - system_before);
+    let machine = machine_ticks();
     server.kill();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "wrk failed: {report}");
@@ -132,9 +181,21 @@ fn wrk(binary: &str, duration: u32) -> WrkRun {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .map(|v| milliseconds(v.trim()))
         .unwrap_or_else(|| panic!("no 99% latency in wrk's report:\n{report}"));
+    // wrk's own count of the requests it completed.
+    let requests: f64 = report
+        .lines()
+        .find_map(|l| {
+            let (count, rest) = l.trim().split_once(' ')?;
+            rest.starts_with("requests in")
+                .then(|| count.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{report}"));
     WrkRun {
         requests_per_sec,
         p99_ms,
+        cpu_us: (user + system) as f64 / ticks_per_second() / requests * 1e6,
+        user_us: user as f64 / ticks_per_second() / requests * 1e6,
+        steal: (machine.1 - machine_before.1) as f64 / (machine.0 - machine_before.0).max(1) as f64,
     }
 }
 

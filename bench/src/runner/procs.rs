@@ -167,6 +167,10 @@ impl Server {
         cpu_ticks(self.pid())
     }
 
+    pub fn cpu_split(&self) -> (u64, u64) {
+        cpu_split(self.pid())
+    }
+
     pub fn rss_bytes(&self) -> u64 {
         rss_bytes(self.pid())
     }
@@ -267,6 +271,12 @@ pub fn field(line: &str, key: &str) -> f64 {
 
 /// User plus system CPU time of a process, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU time of a process, apart, in clock ticks.
+pub fn cpu_split(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold
     // spaces: state is field 3, utime 14, stime 15.
@@ -274,7 +284,25 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    utime + stime
+    (utime, stime)
+}
+
+/// The machine's time so far, in clock ticks summed over its CPUs: all of
+/// it, and what the hypervisor gave to other guests while this one had
+/// work (`steal`, the eighth figure of `/proc/stat`'s `cpu` line). On a
+/// shared host, a round with much steal measures the neighbours.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let figures: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total = figures.iter().take(8).sum();
+    (total, figures.get(7).copied().unwrap_or(0))
 }
 
 /// How the worker threads of the servers with worker threads are named in

@@ -169,10 +169,13 @@ fn answer_metrics(runtime: &reveille::runtime::Handle) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "metrics tasks={} polls={} moved={} busy_ms={}",
+            "metrics tasks={} polls={} moved={} moved_tasks={} rescued={} remote_wakes={} busy_ms={}",
             join(&|w| w.tasks_alive.to_string()),
             join(&|w| w.polls.to_string()),
             join(&|w| w.moved_registrations.to_string()),
+            join(&|w| w.moved_tasks.to_string()),
+            join(&|w| w.rescued_tasks.to_string()),
+            join(&|w| w.remote_wakes.to_string()),
             join(&|w| w
                 .busy_time
                 .map_or_else(|| "-".to_owned(), |t| t.as_millis().to_string())),
