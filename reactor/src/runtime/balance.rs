@@ -55,20 +55,17 @@ const RATIO: u64 = 1100;
 /// back.
 const MIN_GAP: u64 = 50;
 
-/// In a sampling window, one poll in this many is timed, by the worker's
-/// running count of polls; its time stands for that many polls of its
-/// task. A 50 ms window holds thousands of polls even of a connection
-/// that streams 64 KiB writes, so the estimate keeps its ranking, and the
-/// window costs a quarter of the clock reads (timing every poll cost two
-/// workers 5 to 10% more instructions per message at 64 connections in
-/// `bench count` than placement alone).
-pub(super) const SAMPLE_EVERY: u64 = 4;
-
-/// Whether the worker's poll number `poll` is one a sampling window times.
-#[inline]
-pub(super) fn timed(poll: u64) -> bool {
-    poll % SAMPLE_EVERY == 0
-}
+/// In a sampling window, one poll in this many is timed, on average; its
+/// time stands for that many polls of its task. The gaps between timed
+/// polls are random (0 to 6 polls skipped), not a fixed stride: a worker
+/// often polls the same few tasks in the same order tick after tick, and a
+/// stride of 4 over 2 or 4 tasks in turn would time one of them every
+/// time and the others never. A 50 ms window holds thousands of polls even
+/// of a connection that streams 64 KiB writes, so the estimate keeps its
+/// ranking, and the window costs a quarter of the clock reads (timing every
+/// poll cost two workers 5 to 10% more instructions per message at 64
+/// connections in `bench count` than placement alone).
+pub(super) const SAMPLE_EVERY: u32 = 4;
 
 /// Windows a worker waits after a move before it compares again.
 const COOLDOWN: u32 = 2;
@@ -96,6 +93,10 @@ pub(super) struct Balancer {
     /// every poll of the window; kept between windows so that its capacity
     /// is.
     costs: Vec<(usize, Duration)>,
+    /// Polls to let go by before the next timed one, and the generator
+    /// that draws it (xorshift32, never 0).
+    skip: u32,
+    random: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,9 @@ impl Balancer {
             ticks: 0,
             state: State::Watching,
             costs: Vec::new(),
+            skip: 0,
+            // Any nonzero seed; the clock's makes workers differ.
+            random: cpu_start.subsec_nanos() | 1,
         })
     }
 
@@ -126,6 +130,22 @@ impl Balancer {
     #[inline]
     pub(super) fn sampling(&self) -> bool {
         self.state == State::Sampling
+    }
+
+    /// In a sampling window, whether to time the poll about to be made (one
+    /// in [`SAMPLE_EVERY`], at random gaps).
+    #[inline]
+    pub(super) fn times_next_poll(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 17;
+        self.random ^= self.random << 5;
+        // 0 to 2 * (SAMPLE_EVERY - 1): a mean gap of SAMPLE_EVERY - 1.
+        self.skip = self.random % (2 * SAMPLE_EVERY - 1);
+        true
     }
 
     /// Adds a timed poll's duration, for [`SAMPLE_EVERY`] polls, to the cost
@@ -144,7 +164,7 @@ impl Balancer {
         if entry.0 != addr {
             *entry = (addr, Duration::ZERO);
         }
-        entry.1 += took * SAMPLE_EVERY as u32;
+        entry.1 += took * SAMPLE_EVERY;
     }
 
     /// Called once per tick by worker `me`: at the end of each window,
@@ -258,7 +278,7 @@ mod tests {
     fn balancer_with(costs: &[(u32, u64)]) -> Balancer {
         let mut balancer = Balancer::new().expect("/proc is mounted");
         for &(slot, micros) in costs {
-            let timed = Duration::from_micros(micros) / SAMPLE_EVERY as u32;
+            let timed = Duration::from_micros(micros) / SAMPLE_EVERY;
             balancer.record(slot, slot as usize, timed);
         }
         balancer
@@ -292,9 +312,21 @@ mod tests {
     }
 
     #[test]
-    fn one_poll_in_sample_every_is_timed() {
-        let timed = (1..=100).filter(|&poll| timed(poll)).count() as u64;
-        assert_eq!(timed, 100 / SAMPLE_EVERY);
+    fn about_one_poll_in_sample_every_is_timed_and_no_turn_order_is_favoured() {
+        let mut balancer = balancer_with(&[]);
+        // Four tasks polled in turn, as a worker's tick often does.
+        let mut timed = [0u32; 4];
+        for poll in 0..40_000 {
+            if balancer.times_next_poll() {
+                timed[poll % 4] += 1;
+            }
+        }
+        let all: u32 = timed.iter().sum();
+        let expected = 40_000 / SAMPLE_EVERY;
+        assert!(all.abs_diff(expected) < expected / 10, "{all} timed");
+        for count in timed {
+            assert!(count.abs_diff(all / 4) < all / 20, "{timed:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::balance::{self, Balancer};
+use super::balance::Balancer;
 use super::context::{self, Current};
 use super::handle::Inner;
 use super::main_waker::MainWaker;
@@ -97,7 +97,7 @@ impl Worker {
         // the next reactor turn wakes (see `coop`).
         let mut deferred = None;
         // Whether the balancer times polls in this tick (one in
-        // `balance::SAMPLE_EVERY`).
+        // `balance::SAMPLE_EVERY`, at random gaps).
         let mut sampling = false;
         loop {
             if let Some(key) = deferred.take() {
@@ -131,7 +131,10 @@ impl Worker {
                             // For the monitor: which task this worker is in.
                             shared.stats.enter_poll(task.addr());
                         }
-                        if THREADS && sampling && balance::timed(counts.polls + u64::from(polls)) {
+                        if THREADS
+                            && sampling
+                            && balancer.as_mut().is_some_and(Balancer::times_next_poll)
+                        {
                             sample(balancer, &c.local, shared, task);
                         } else if c.local.run(task) {
                             shared.stats.alive.fetch_sub(1, Ordering::Relaxed);
