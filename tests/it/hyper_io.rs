@@ -297,9 +297,33 @@ fn http1_header_read_timeout_through_the_timer() {
     });
 }
 
+/// What every byte of [`read_over_sentinel`]'s buffer holds before the read.
+const SENTINEL: u8 = 0xA5;
+
+/// One read through hyper's `Read` into a `len`-byte buffer whose bytes are
+/// all [`SENTINEL`]: the bytes read, and the bytes after them as the read
+/// left them.
+async fn read_over_sentinel<R>(reader: &mut R, len: usize) -> (Vec<u8>, Vec<u8>)
+where
+    R: hyper::rt::Read + Unpin,
+{
+    let mut raw = vec![MaybeUninit::new(SENTINEL); len];
+    let mut buf = ReadBuf::uninit(&mut raw);
+    poll_fn(|cx| hyper::rt::Read::poll_read(Pin::new(&mut *reader), cx, buf.unfilled()))
+        .await
+        .expect("read");
+    let filled = buf.filled().to_vec();
+    // SAFETY: every byte of `raw` was initialised (to the sentinel) when
+    // the buffer was made, and a read only ever stores bytes.
+    let after = raw[filled.len()..]
+        .iter()
+        .map(|b| unsafe { b.assume_init() })
+        .collect();
+    (filled, after)
+}
+
 #[test]
 fn uninitialised_reads_leave_the_bytes_beyond_untouched() {
-    const SENTINEL: u8 = 0xA5;
     run(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut peer = TcpStream::connect(listener.local_addr().unwrap())
@@ -307,19 +331,8 @@ fn uninitialised_reads_leave_the_bytes_beyond_untouched() {
             .unwrap();
         let (mut stream, _) = listener.accept().await.unwrap();
         peer.write_all(b"0123456789").await.unwrap();
-
-        let mut raw = [MaybeUninit::new(SENTINEL); 64];
-        let mut buf = ReadBuf::uninit(&mut raw);
-        poll_fn(|cx| hyper::rt::Read::poll_read(Pin::new(&mut stream), cx, buf.unfilled()))
-            .await
-            .expect("read");
-        assert_eq!(buf.filled(), b"0123456789");
-        // SAFETY: every byte of `raw` was initialised (to the sentinel) when
-        // the array was made, and a read only ever stores bytes.
-        let after: Vec<u8> = raw[10..]
-            .iter()
-            .map(|b| unsafe { b.assume_init() })
-            .collect();
+        let (filled, after) = read_over_sentinel(&mut stream, 64).await;
+        assert_eq!(filled, b"0123456789");
         assert!(
             after.iter().all(|&b| b == SENTINEL),
             "a read touched bytes past those it read: {after:?}"
@@ -330,17 +343,8 @@ fn uninitialised_reads_leave_the_bytes_beyond_untouched() {
         let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut b = Async::new(b).unwrap();
         a.write_all(b"abc").unwrap();
-        let mut raw = [MaybeUninit::new(SENTINEL); 16];
-        let mut buf = ReadBuf::uninit(&mut raw);
-        poll_fn(|cx| hyper::rt::Read::poll_read(Pin::new(&mut b), cx, buf.unfilled()))
-            .await
-            .expect("read");
-        assert_eq!(buf.filled(), b"abc");
-        // SAFETY: as above.
-        let after: Vec<u8> = raw[3..]
-            .iter()
-            .map(|b| unsafe { b.assume_init() })
-            .collect();
+        let (filled, after) = read_over_sentinel(&mut b, 16).await;
+        assert_eq!(filled, b"abc");
         assert!(after.iter().all(|&b| b == 0), "{after:?}");
     });
 }
