@@ -14,6 +14,7 @@
 //!   (bench/README.md has the cost).
 
 #![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
 use std::mem::{self, MaybeUninit};
@@ -48,12 +49,12 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     recv_uninit(fd, uninit)
 }
 
-/// [`recv`] into a buffer that need not be initialised: what tokio's
-/// `ReadBuf` and hyper's `ReadBufCursor` hand out, so that their reads skip
-/// the zero-filling a `&mut [u8]` would need. On `Ok(n)`, the kernel has
-/// written (initialised) the first `n` bytes of `buf`, and no others.
+/// `recv(2)` into a buffer that need not be initialised. On `Ok(n)`, the
+/// kernel has written (initialised) the first `n` bytes of `buf`, and no
+/// others. Private: outside this file, such a buffer is an [`UninitBuf`],
+/// which keeps the count.
 #[inline]
-pub(crate) fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole
     // call (the kernel never reads it, so its being uninitialised does not
     // matter), and the kernel writes at most that many; the address
@@ -71,6 +72,35 @@ pub(crate) fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io
         )
     };
     check_len(rc)
+}
+
+/// A read's destination that may be uninitialised (the unfilled part of
+/// tokio's `ReadBuf` or hyper's `ReadBufCursor`), and how many bytes at its
+/// front the last read initialised. Only this file makes one, and only
+/// [`recv`](UninitBuf::recv) writes into it and sets the count, so the
+/// count is true whatever the code that holds it does: [`fill_tokio`] and
+/// [`fill_hyper`] tell tokio and hyper that many bytes are initialised,
+/// with no promise asked of their callers.
+#[cfg_attr(not(any(feature = "tokio-io", feature = "hyper")), allow(dead_code))]
+pub(crate) struct UninitBuf<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    filled: usize,
+}
+
+#[cfg_attr(not(any(feature = "tokio-io", feature = "hyper")), allow(dead_code))]
+impl UninitBuf<'_> {
+    /// The bytes a read may fill.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// [`recv`] into the buffer, from its start, with no zero-filling.
+    #[inline]
+    pub(crate) fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let n = recv_uninit(fd, self.buf)?;
+        self.filled = n;
+        Ok(n)
+    }
 }
 
 /// `sendto(fd, buf, len, flags, NULL, 0)`: `send(2)` with `flags`, without
@@ -146,53 +176,72 @@ pub(crate) fn peer_cred(socket: BorrowedFd<'_>) -> io::Result<libc::ucred> {
 }
 
 /// Runs `read` on the unfilled, possibly uninitialised part of tokio's
-/// `buf` and records the bytes it initialised: the `unsafe` that tokio's
-/// `ReadBuf` asks of a read with no zero-filling (`compat/tokio_io.rs`).
-///
-/// `read` must return `Ready(Ok(n))` only after initialising the first `n`
-/// bytes of the slice it is given, and store nothing but initialised bytes
-/// into it (`StreamCore::poll_read_uninit` does both).
+/// `buf` (as an [`UninitBuf`]) and records the bytes its `recv` initialised:
+/// the `unsafe` that tokio's `ReadBuf` asks of a read with no zero-filling
+/// (`compat/tokio_io.rs`). Sound whatever `read` does.
 #[cfg(feature = "tokio-io")]
 pub(crate) fn fill_tokio(
     buf: &mut tokio::io::ReadBuf<'_>,
-    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::task::Poll<io::Result<usize>>,
+    read: impl FnOnce(&mut UninitBuf<'_>) -> std::task::Poll<io::Result<usize>>,
 ) -> std::task::Poll<io::Result<()>> {
     // SAFETY: `unfilled_mut` requires that nothing initialised be
-    // de-initialised: `read` stores only initialised bytes.
+    // de-initialised: only `UninitBuf::recv` writes into the slice, and the
+    // kernel stores bytes.
     let unfilled = unsafe { buf.unfilled_mut() };
+    let mut uninit = UninitBuf {
+        buf: unfilled,
+        filled: 0,
+    };
+    std::task::ready!(read(&mut uninit))?;
+    let n = uninit.filled;
+    // SAFETY: the last `recv` into the slice initialised its first `n`
+    // bytes (`UninitBuf`'s count, which nothing else sets).
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    std::task::Poll::Ready(Ok(()))
+}
+
+/// The same for hyper's `ReadBufCursor` (`compat/hyper/io.rs`).
+#[cfg(feature = "hyper")]
+pub(crate) fn fill_hyper(
+    buf: &mut hyper::rt::ReadBufCursor<'_>,
+    read: impl FnOnce(&mut UninitBuf<'_>) -> std::task::Poll<io::Result<usize>>,
+) -> std::task::Poll<io::Result<()>> {
+    // SAFETY: `as_mut` requires that nothing initialised be de-initialised:
+    // only `UninitBuf::recv` writes into the slice, and the kernel stores
+    // bytes.
+    let unfilled = unsafe { buf.as_mut() };
+    let mut uninit = UninitBuf {
+        buf: unfilled,
+        filled: 0,
+    };
+    std::task::ready!(read(&mut uninit))?;
+    let n = uninit.filled;
+    // SAFETY: the last `recv` into the slice, which starts at the cursor,
+    // initialised its first `n` bytes (`UninitBuf`'s count).
+    unsafe { buf.advance(n) };
+    std::task::Poll::Ready(Ok(()))
+}
+
+/// Reads with `read` into the unfilled part of hyper's `buf` after
+/// zero-filling it (`ReadBufCursor::initialize_unfilled`), for readers that
+/// need initialised bytes (`Async<T>`), and records what `read` says it
+/// read. Sound whatever `read` does: every byte it may report is
+/// initialised already, and a count past the slice panics.
+#[cfg(feature = "hyper")]
+pub(crate) fn fill_hyper_initialized(
+    buf: &mut hyper::rt::ReadBufCursor<'_>,
+    read: impl FnOnce(&mut [u8]) -> std::task::Poll<io::Result<usize>>,
+) -> std::task::Poll<io::Result<()>> {
+    let unfilled = buf.initialize_unfilled();
     let len = unfilled.len();
     let n = std::task::ready!(read(unfilled))?;
     assert!(
         n <= len,
         "a read reported {n} bytes into a {len}-byte buffer"
     );
-    // SAFETY: `read` initialised the first `n` bytes of the unfilled part,
-    // and `n` is at most its length (checked).
-    unsafe { buf.assume_init(n) };
-    buf.advance(n);
-    std::task::Poll::Ready(Ok(()))
-}
-
-/// The same for hyper's `ReadBufCursor` (`compat/hyper/io.rs`), with the
-/// same promise asked of `read`.
-#[cfg(feature = "hyper")]
-pub(crate) fn fill_hyper(
-    buf: &mut hyper::rt::ReadBufCursor<'_>,
-    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::task::Poll<io::Result<usize>>,
-) -> std::task::Poll<io::Result<()>> {
-    // SAFETY: `as_mut`: `read` stores only initialised bytes, so nothing
-    // initialised becomes uninitialised. `advance`: `read` initialised the
-    // first `n` bytes of the slice, which starts at the cursor, and `n` is
-    // at most its length (checked before).
-    unsafe {
-        let unfilled = buf.as_mut();
-        let len = unfilled.len();
-        let n = std::task::ready!(read(unfilled))?;
-        assert!(
-            n <= len,
-            "a read reported {n} bytes into a {len}-byte buffer"
-        );
-        buf.advance(n);
-    }
+    // SAFETY: `initialize_unfilled` initialised the whole unfilled part, of
+    // which `n` bytes (at most its length, checked) are recorded.
+    unsafe { buf.advance(n) };
     std::task::Poll::Ready(Ok(()))
 }

@@ -349,6 +349,41 @@ fn uninitialised_reads_leave_the_bytes_beyond_untouched() {
     });
 }
 
+/// A `Read` that reads, then claims one byte more than it was offered.
+struct OverReporting(std::os::unix::net::UnixStream);
+
+impl Read for OverReporting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)?;
+        Ok(buf.len() + 1)
+    }
+}
+
+impl std::os::fd::AsFd for OverReporting {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+#[test]
+fn a_reader_that_reports_more_than_it_was_given_panics_rather_than_claim_bytes() {
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.write_all(b"abc").unwrap();
+    let mut reader = Async::new(OverReporting(b)).unwrap();
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(async { read_over_sentinel(&mut reader, 16).await })
+    }));
+    let panic = read.expect_err("a count past the buffer must not be recorded");
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(
+        message.contains("17 bytes into a 16-byte buffer"),
+        "{message}"
+    );
+}
+
 #[test]
 fn writes_are_vectored_and_shutdown_closes_the_write_side() {
     run(async {

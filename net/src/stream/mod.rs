@@ -12,7 +12,6 @@ mod timeouts;
 mod transfer;
 
 use std::io::{self, IoSlice, IoSliceMut, Read};
-use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::task::{Context, Poll};
@@ -20,8 +19,10 @@ use std::time::Duration;
 
 use reveille_reactor::{Direction, Registered};
 
+use crate::sys::UninitBuf;
+
 pub(crate) use timeouts::IoTimeouts;
-use transfer::{recv, recv_uninit, recv_vectored, send, send_vectored, total_len};
+use transfer::{recv, recv_vectored, send, send_vectored, total_len};
 
 /// A stream socket of one family, as mio gives it.
 pub(crate) trait StreamSocket: mio::event::Source + AsFd + std::os::fd::AsRawFd
@@ -155,20 +156,22 @@ where
     /// [`poll_read`](Self::poll_read) into a buffer that need not be
     /// initialised, for the tokio and hyper read traits (their buffers
     /// track what is initialised, so nothing is zero-filled). On
-    /// `Ready(Ok(n))` the first `n` bytes of `buf` are initialised.
+    /// `Ready(Ok(n))` the first `n` bytes of `buf` are initialised, and
+    /// `buf` knows it.
     #[cfg_attr(not(any(feature = "tokio-io", feature = "hyper")), allow(dead_code))]
     #[inline]
     pub(crate) fn poll_read_uninit(
         &self,
         cx: &mut Context<'_>,
-        buf: &mut [MaybeUninit<u8>],
+        buf: &mut UninitBuf<'_>,
     ) -> Poll<io::Result<usize>> {
         let poll = if S::SHORT_READ_DRAINS {
+            let offered = buf.len();
             self.io
-                .poll_transfer(cx, Direction::Read, buf.len(), |s| recv_uninit(s, buf))
+                .poll_transfer(cx, Direction::Read, offered, |s| buf.recv(s.as_fd()))
         } else {
             self.io
-                .poll_io(cx, Direction::Read, |s| recv_uninit(s, buf))
+                .poll_io(cx, Direction::Read, |s| buf.recv(s.as_fd()))
         };
         self.timeouts.check(&self.io, Direction::Read, cx, poll)
     }

@@ -3,7 +3,6 @@
 //! makes a transfer "short").
 
 use std::io::{self, IoSlice, IoSliceMut, Read};
-use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::os::fd::AsFd;
 
@@ -40,14 +39,6 @@ pub(crate) fn send_vectored(socket: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Res
 #[inline]
 pub(crate) fn recv(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     crate::sys::recv(socket.as_fd(), buf)
-}
-
-/// [`recv`] into a buffer that need not be initialised: the first `n` bytes
-/// of `buf` are on `Ok(n)` (see `sys::recv_uninit`).
-#[cfg_attr(not(any(feature = "tokio-io", feature = "hyper")), allow(dead_code))]
-#[inline]
-pub(crate) fn recv_uninit(socket: &impl AsFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-    crate::sys::recv_uninit(socket.as_fd(), buf)
 }
 
 /// `readv(2)`, as [`recv`].

@@ -5,9 +5,10 @@
 //! reachable only through the `unsafe` [`ReadBufCursor::as_mut`] (the
 //! caller promises not to de-initialise bytes) and a read is recorded only
 //! through the `unsafe` [`ReadBufCursor::advance`] (the caller promises the
-//! bytes are initialised). Both calls are in `sys::fill_hyper`, in net's
-//! one door for `unsafe`, which [`fill`] calls; the syscall that writes into the uninitialised bytes is
-//! `sys::recv_uninit`, behind `StreamCore::poll_read_uninit`.
+//! bytes are initialised). Both calls are in `sys.rs`, net's one door for
+//! `unsafe`: `fill_hyper` for the streams, whose reads go through
+//! `StreamCore::poll_read_uninit` into an `UninitBuf` that counts what its
+//! `recv` initialised, and `fill_hyper_initialized` for `Async<T>`.
 //!
 //! Writes go through the futures-io impls, which are already what hyper
 //! wants: `poll_write_vectored` is `sendmsg`, so `is_write_vectored` says
@@ -15,31 +16,15 @@
 //! instead of copying them into one (its "flatten" strategy).
 
 use std::io::{self, IoSlice, Read, Write};
-use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use ::hyper::rt::ReadBufCursor;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use crate::{Async, TcpStream, UnixStream};
-
-/// Runs `read` on the unfilled, possibly uninitialised part of `buf`, and
-/// records the bytes it says it initialised.
-///
-/// `read` must return `Ready(Ok(n))` only after initialising the first `n`
-/// bytes of the slice it is given, and must not write anything that is not
-/// an initialised byte into it; every caller here passes a recv into
-/// `MaybeUninit` bytes (`StreamCore::poll_read_uninit`) or a read into a
-/// slice that `initialize_unfilled` zero-filled.
-fn fill(
-    buf: &mut ReadBufCursor<'_>,
-    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> Poll<io::Result<usize>>,
-) -> Poll<io::Result<()>> {
-    crate::sys::fill_hyper(buf, read)
-}
 
 /// `Read` and `Write` for a stream type with a `core` field (a
 /// `StreamCore`) and for a shared reference to it, as the futures-io impls
@@ -56,7 +41,7 @@ macro_rules! impl_hyper_stream {
                 mut buf: ReadBufCursor<'_>,
             ) -> Poll<io::Result<()>> {
                 let core = &self.core;
-                fill(&mut buf, |unfilled| core.poll_read_uninit(cx, unfilled))
+                crate::sys::fill_hyper(&mut buf, |unfilled| core.poll_read_uninit(cx, unfilled))
             }
         }
 
@@ -183,19 +168,18 @@ impl ::hyper::rt::Write for OwnedWriteHalf {
 }
 
 /// Reads through `T`'s [`Read`], which wants an initialised buffer: the
-/// unfilled part of hyper's buffer is zero-filled first (once: hyper's
-/// buffer remembers what was initialised, so a buffer it reuses is not
-/// zeroed again).
+/// unfilled part of hyper's buffer is zero-filled first, on every read
+/// (hyper hands each read a fresh cursor, which remembers nothing of the
+/// last), as through any futures-io adapter.
 impl<T: AsFd + Read> ::hyper::rt::Read for Async<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = ready!(AsyncRead::poll_read(self, cx, buf.initialize_unfilled()))?;
-        // Those `n` bytes were initialised by `initialize_unfilled` already;
-        // `fill` only records them.
-        fill(&mut buf, |_| Poll::Ready(Ok(n)))
+        crate::sys::fill_hyper_initialized(&mut buf, |unfilled| {
+            AsyncRead::poll_read(self, cx, unfilled)
+        })
     }
 }
 
@@ -209,8 +193,9 @@ where
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = ready!(AsyncRead::poll_read(self, cx, buf.initialize_unfilled()))?;
-        fill(&mut buf, |_| Poll::Ready(Ok(n)))
+        crate::sys::fill_hyper_initialized(&mut buf, |unfilled| {
+            AsyncRead::poll_read(self, cx, unfilled)
+        })
     }
 }
 
