@@ -419,8 +419,14 @@ pub(super) fn shut_down(shared: &Shared, local: Local, worker: &mut Worker) {
         task.shutdown();
     }
     for item in injected {
-        if let Injected::Spawn(task) | Injected::Adopt(task) = item {
-            task.shutdown();
+        match item {
+            Injected::Spawn(task) => task.shutdown(),
+            // Only the task's home cancels it. A task given away twice (a
+            // move whose `Adopt` was still on its way when the monitor
+            // moved the task on) has an `Adopt` in two workers' queues, and
+            // the workers shut down at once: two cancels could race.
+            Injected::Adopt(task) if task.home() == shared.index => task.shutdown(),
+            _ => {}
         }
     }
     // Then anything registered from outside our tasks learns that no event
