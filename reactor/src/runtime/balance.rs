@@ -12,9 +12,9 @@
 //!    window (thousandths of a core).
 //! 2. **Compare.** A worker whose load exceeds that of the least loaded
 //!    worker by [`RATIO`] and by at least [`MIN_GAP`] suspects a lasting
-//!    imbalance. An idle worker (parked in `epoll_wait`) counts as load 0;
-//!    one whose load is stale and which is not parked is inside a long poll
-//!    (stuck), and is never a target.
+//!    imbalance. Another worker counts with the load it last published; one
+//!    that has published none lately is idle if parked in `epoll_wait`
+//!    (load 0), and otherwise inside a long poll (stuck), never a target.
 //! 3. **Sample.** For the next window, the suspect times one poll in
 //!    [`SAMPLE_EVERY`] it makes (two clock reads each, only then), summing
 //!    by task, each timed poll standing for that many.
@@ -245,14 +245,17 @@ fn least_loaded(runtime: &Inner, me: usize, now: Instant) -> Option<(usize, u64)
         .iter()
         .filter(|worker| worker.index != me)
         .filter_map(|worker| {
-            if worker.driver.is_parked() {
-                return Some((worker.index, 0));
-            }
             let (load, at) = worker.stats.load();
-            // Not parked and not measured for three windows: inside one
-            // long poll, and no place for more work.
             let fresh = at != 0 && now.saturating_sub(at) <= 3 * WINDOW.as_millis() as u64;
-            fresh.then_some((worker.index, load))
+            if fresh {
+                // Its load, even if it is parked right now: a worker at
+                // 90% is parked a tenth of the time, and counting that
+                // moment as 0 would give it work it has no room for.
+                return Some((worker.index, load));
+            }
+            // Not measured for three windows: parked all that while (idle),
+            // or inside one long poll (stuck, no place for more work).
+            worker.driver.is_parked().then_some((worker.index, 0))
         })
         .min_by_key(|&(_, load)| load)
 }
