@@ -126,7 +126,7 @@ impl Balancer {
         })
     }
 
-    /// Whether this window times every poll (see [`record`](Self::record)).
+    /// Whether this window times polls (see [`times_next_poll`](Self::times_next_poll)).
     #[inline]
     pub(super) fn sampling(&self) -> bool {
         self.state == State::Sampling

@@ -44,10 +44,15 @@ pub(crate) struct WorkerStats {
 }
 
 /// `WorkerStats::polling`, on a cache line (and its prefetch pair) of its
-/// own. From `crate::sync`: the monitor's loom model reads it.
+/// own: the task being polled (from `crate::sync`: the monitor's loom model
+/// reads it) and the worker's count of polls begun, so that the monitor
+/// tells a long poll from many polls of one task that keeps waking itself.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Polling(crate::sync::AtomicUsize);
+struct Polling {
+    task: crate::sync::AtomicUsize,
+    begun: AtomicU64,
+}
 
 /// What the worker loop counts between two publications.
 #[derive(Debug, Default)]
@@ -76,24 +81,26 @@ impl WorkerStats {
             .store(counts.moved_tasks, Ordering::Relaxed);
     }
 
-    /// The worker starts polling the task at `addr`.
+    /// The worker starts its poll number `poll` (its running count), of the
+    /// task at `addr`.
     #[inline]
-    pub(crate) fn enter_poll(&self, addr: usize) {
-        self.polling.0.store(addr, Ordering::Release);
+    pub(crate) fn enter_poll(&self, addr: usize, poll: u64) {
+        self.polling.begun.store(poll, Ordering::Relaxed);
+        self.polling.task.store(addr, Ordering::Release);
     }
 
     /// The worker's polls of this tick are over.
     #[inline]
     pub(crate) fn leave_poll(&self) {
-        self.polling.0.store(0, Ordering::Release);
+        self.polling.task.store(0, Ordering::Release);
     }
 
-    /// The task the worker is polling, 0 if none, and its polls so far (as
-    /// of its last tick).
+    /// The task the worker is polling, 0 if none, and the number of that
+    /// poll: the same pair at two looks means one poll all along.
     pub(crate) fn progress(&self) -> (usize, u64) {
         (
-            self.polling.0.load(Ordering::Acquire),
-            self.polls.load(Ordering::Relaxed),
+            self.polling.task.load(Ordering::Acquire),
+            self.polling.begun.load(Ordering::Relaxed),
         )
     }
 

@@ -3,10 +3,9 @@
 //! keeps that worker's other tasks and sockets going meanwhile.
 //!
 //! Every [`PERIOD`] it reads each worker's progress: the task it is polling
-//! (`WorkerStats::enter_poll`, a plain store per poll) and its polls so far
-//! (published once per tick). A worker that is still inside the same poll
-//! of the same tick at [`STUCK_LOOKS`] looks in a row has been stuck for at
-//! least 10 ms. (Less is not enough evidence: a poll that streams a
+//! and the number of that poll (`WorkerStats::enter_poll`, two plain
+//! stores per poll). A worker that is still inside the same poll at
+//! [`STUCK_LOOKS`] looks in a row has been stuck for at least 10 ms. (Less is not enough evidence: a poll that streams a
 //! budget's worth of 64 KiB writes takes a few milliseconds; a rescue then
 //! moves tasks for nothing, and `bench skewed` saw the moves undo the
 //! balancer's work with a 4 ms threshold.) Nor is a worker that spent that
@@ -187,30 +186,34 @@ fn rescue(stuck: &Shared, to: &Shared) {
     }
     let mut injected = Vec::new();
     stuck.take_injected(&mut injected);
-    let mut moved = 0;
     for item in injected {
         match item {
-            Injected::Wake(task) => moved += take(task, stuck, to),
-            Injected::Adopt(task) => moved += take_adopted(task, stuck, to),
+            Injected::Wake(task) => take(task, stuck, to),
+            Injected::Adopt(task) => take_adopted(task, stuck, to),
             Injected::Spawn(task) => {
                 // Never run, so never polled: the new worker takes it in.
-                stuck.stats.alive.fetch_sub(1, Ordering::Relaxed);
-                to.stats.alive.fetch_add(1, Ordering::Relaxed);
-                task.set_home(to.index);
+                rehome(&task, stuck, to);
                 to.inject(Injected::Spawn(task));
-                moved += 1;
             }
             // Its own business (the runtime's stop, the main future).
             other => stuck.inject(other),
         }
     }
     for task in woken {
-        moved += take(task, stuck, to);
+        take(task, stuck, to);
     }
-    if moved > 0 {
-        stuck.mark_rescued();
-        stuck.stats.add_rescued(moved);
-    }
+}
+
+/// Makes `to` the home of `task`, which `from` (stuck) holds or would
+/// have run, and counts the rescue, before the caller hands the task to
+/// `to`: whatever the task does there comes after the count and after the
+/// flag that tells `from` to sweep its owned set.
+fn rehome(task: &Task, from: &Shared, to: &Shared) {
+    from.stats.alive.fetch_sub(1, Ordering::Relaxed);
+    to.stats.alive.fetch_add(1, Ordering::Relaxed);
+    from.mark_rescued();
+    from.stats.add_rescued(1);
+    task.set_home(to.index);
 }
 
 /// Whether `from` is polling `task` now. Read afresh for each task: the
@@ -227,53 +230,47 @@ fn polled_now(task: &Task, from: &Shared) -> bool {
 
 /// Gives `task`, queued for a run on `from` (this reference holds its
 /// `SCHEDULED`), to `to`, unless `from` is polling it, it has moved since
-/// it was queued, or it has finished. Returns 1 if it moved.
-fn take(task: Task, from: &Shared, to: &Shared) -> u64 {
+/// it was queued, or it has finished.
+fn take(task: Task, from: &Shared, to: &Shared) {
     if task.is_complete() {
         // A wake that came during its last poll: nothing to run, and no
         // count of live tasks to move.
-        return 0;
+        return;
     }
     if task.home() != from.index {
         task.forward();
-        return 0;
+        return;
     }
     if polled_now(&task, from) {
         // Only that worker may run it, once its poll returns.
         from.inject(Injected::Wake(task));
-        return 0;
+        return;
     }
     // Before the new home is published: a run there must not find the
     // slot of `from`'s owned set (see `Local::run`). `from` no longer runs
     // the task (it only runs tasks whose home it is, and it is not polling
     // this one), and drops its reference in `Local::sweep`.
     task.set_owned_slot(NOT_OWNED);
-    from.stats.alive.fetch_sub(1, Ordering::Relaxed);
-    to.stats.alive.fetch_add(1, Ordering::Relaxed);
-    task.set_home(to.index);
+    rehome(&task, from, to);
     to.inject(Injected::Adopt(task.clone_ref()));
     to.inject(Injected::Wake(task));
-    1
 }
 
 /// Hands on a task that another worker gave `from` (an `Adopt` that `from`
 /// has not taken in yet) to `to` instead: its home becomes `to`, and so
 /// does the adoption. A task no longer `from`'s (moved again, finished) is
 /// let go of: whoever moved it sent its own `Adopt`.
-fn take_adopted(task: Task, from: &Shared, to: &Shared) -> u64 {
+fn take_adopted(task: Task, from: &Shared, to: &Shared) {
     if task.is_complete() || task.home() != from.index {
-        return 0;
+        return;
     }
     if polled_now(&task, from) {
         // Run before its adoption, and running now: `from` keeps it.
         from.inject(Injected::Adopt(task));
-        return 0;
+        return;
     }
-    from.stats.alive.fetch_sub(1, Ordering::Relaxed);
-    to.stats.alive.fetch_add(1, Ordering::Relaxed);
-    task.set_home(to.index);
+    rehome(&task, from, to);
     to.inject(Injected::Adopt(task));
-    1
 }
 
 #[cfg(all(test, loom))]

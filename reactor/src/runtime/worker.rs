@@ -129,7 +129,9 @@ impl Worker {
                     Runnable::Task(task) => {
                         if THREADS {
                             // For the monitor: which task this worker is in.
-                            shared.stats.enter_poll(task.addr());
+                            shared
+                                .stats
+                                .enter_poll(task.addr(), counts.polls + u64::from(polls));
                         }
                         if THREADS
                             && sampling

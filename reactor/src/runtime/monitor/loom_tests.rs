@@ -152,7 +152,7 @@ impl World {
                 continue;
             }
             if me == 0 {
-                workers.stats.enter_poll(task.addr());
+                workers.stats.enter_poll(task.addr(), 0);
             }
             task.run();
         }
@@ -218,7 +218,7 @@ fn loom_a_rescue_racing_the_stuck_workers_poll_runs_the_task_once_at_a_time() {
         let worker_0 = thread::spawn(move || {
             World::work(&workers, 0);
             // Stuck in another task's poll from here on.
-            workers.stats.enter_poll(1);
+            workers.stats.enter_poll(1, 1);
         });
         // This thread is the monitor, then worker 1, meanwhile.
         {
