@@ -215,15 +215,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The server's certificate chain and key: from the files, or made now.
+/// The server's certificate chain and key, from the files or made now, and
+/// the chain as PEM (for `--write-cert`).
 fn certificate(
     options: &ServerOptions,
-) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, String)> {
     match &options.cert_and_key {
         Some((cert, key)) => {
             let key = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| io::Error::other(format!("read {}: {e}", key.display())))?;
-            Ok((read_certs(cert)?, key))
+            let pem = std::fs::read_to_string(cert)
+                .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", cert.display())))?;
+            Ok((read_certs(cert)?, key, pem))
         }
         None => self_signed(),
     }
@@ -236,53 +239,16 @@ pub(crate) fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>
         .map_err(|e| io::Error::other(format!("read {}: {e}", path.display())))
 }
 
-/// A self-signed certificate for `localhost`, `127.0.0.1` and `::1`, and its
-/// key.
-pub(crate) fn self_signed() -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+/// A self-signed certificate for `localhost`, `127.0.0.1` and `::1`, its
+/// key, and the certificate as PEM.
+pub(crate) fn self_signed(
+) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, String)> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let certified = rcgen::generate_simple_self_signed(names)
         .map_err(|e| io::Error::other(format!("make a self-signed certificate: {e}")))?;
     let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-    Ok((vec![certified.cert.der().clone()], key.into()))
-}
-
-/// Writes `chain` as PEM to `path`.
-fn write_pem(path: &Path, chain: &[CertificateDer<'_>]) -> io::Result<()> {
-    let mut pem = String::new();
-    for cert in chain {
-        let body = base64(cert);
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    std::fs::write(path, pem)
-        .map_err(|e| io::Error::new(e.kind(), format!("write {}: {e}", path.display())))
-}
-
-/// Standard base64 with padding, for [`write_pem`].
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.len();
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let triple = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= n {
-                out.push(ALPHABET[(triple >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let pem = certified.cert.pem();
+    Ok((vec![certified.cert.der().clone()], key.into(), pem))
 }
 
 /// The server's QUIC configuration: TLS 1.3 with ALPN `echo`, and the idle
@@ -335,11 +301,12 @@ pub(crate) async fn serve(options: ServerOptions) -> io::Result<()> {
     let addr = resolve(&options.addr)?;
     let socket = std::net::UdpSocket::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
-    let (chain, key) = certificate(&options)?;
+    let (chain, key, pem) = certificate(&options)?;
     // Written once the address is ours: a server that cannot listen must not
     // replace the certificate of one that does.
     if let Some(path) = &options.write_cert {
-        write_pem(path, &chain)?;
+        std::fs::write(path, pem)
+            .map_err(|e| io::Error::new(e.kind(), format!("write {}: {e}", path.display())))?;
     }
     let config = server_config(chain, key, options.idle_timeout)?;
     let endpoint = quinn::Endpoint::new(

@@ -142,7 +142,7 @@ async fn echo_stream(connection: &quinn::Connection, data: Vec<u8>, what: String
 #[test]
 fn streams_and_connections_in_process() {
     util::run(async {
-        let (chain, key) = quic_echo::self_signed().unwrap();
+        let (chain, key, _) = quic_echo::self_signed().unwrap();
         let config = quic_echo::server_config(chain.clone(), key, Duration::from_secs(30)).unwrap();
         let server = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
