@@ -192,7 +192,10 @@ fn wrk(binary: &str, duration: u32) -> WrkRun {
         .unwrap_or_else(|| panic!("no request count in wrk's report:\n{report}"));
     assert!(requests > 0.0, "wrk completed no request:\n{report}");
     // /proc unreadable would read as a server that costs nothing.
-    assert!(user + system > 0, "no CPU time read for the {binary} server");
+    assert!(
+        user + system > 0,
+        "no CPU time read for the {binary} server"
+    );
     WrkRun {
         requests_per_sec,
         p99_ms,

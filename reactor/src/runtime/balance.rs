@@ -14,7 +14,8 @@
 //!    worker by [`RATIO`] and by at least [`MIN_GAP`] suspects a lasting
 //!    imbalance. Another worker counts with the load it last published; one
 //!    that has published none lately is idle if parked in `epoll_wait`
-//!    (load 0), and otherwise inside a long poll (stuck), never a target.
+//!    (load 0), and otherwise inside a long poll (stuck), never a target;
+//!    nor is one the monitor finds stuck (`WorkerStats::is_stuck`).
 //! 3. **Sample.** For the next window, the suspect times one poll in
 //!    [`SAMPLE_EVERY`] it makes (two clock reads each, only then), summing
 //!    by task, each timed poll standing for that many.
@@ -243,7 +244,9 @@ fn least_loaded(runtime: &Inner, me: usize, now: Instant) -> Option<(usize, u64)
     runtime
         .workers
         .iter()
-        .filter(|worker| worker.index != me)
+        // Not one the monitor finds stuck: its published load is from
+        // before it stuck, and whatever it is given waits for a rescue.
+        .filter(|worker| worker.index != me && !worker.stats.is_stuck())
         .filter_map(|worker| {
             let (load, at) = worker.stats.load();
             let fresh = at != 0 && now.saturating_sub(at) <= 3 * WINDOW.as_millis() as u64;

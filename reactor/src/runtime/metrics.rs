@@ -10,7 +10,7 @@
 //! snapshot; the counters of a busy worker may be one tick behind.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// One worker's counters, on a cache line of their own (128 bytes: a line
@@ -38,6 +38,9 @@ pub(crate) struct WorkerStats {
     polling: Polling,
     /// Tasks the monitor moved off this worker while it was stuck.
     rescued_tasks: AtomicU64,
+    /// Set by the monitor while it finds the worker stuck in one poll, so
+    /// that no balancer gives it a task meanwhile.
+    stuck: AtomicBool,
     /// The worker thread's id, for its CPU time (0: not known, or not a
     /// thread of its own).
     tid: AtomicU64,
@@ -102,6 +105,18 @@ impl WorkerStats {
             self.polling.task.load(Ordering::Acquire),
             self.polling.begun.load(Ordering::Relaxed),
         )
+    }
+
+    /// Records whether the monitor finds the worker stuck.
+    pub(crate) fn set_stuck(&self, stuck: bool) {
+        if self.stuck.load(Ordering::Relaxed) != stuck {
+            self.stuck.store(stuck, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the monitor found the worker stuck at its last look.
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.stuck.load(Ordering::Relaxed)
     }
 
     /// Counts tasks the monitor took off this worker.

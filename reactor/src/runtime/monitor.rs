@@ -102,6 +102,7 @@ fn run(runtime: Weak<Inner>) {
                     times[index] = worker.stats.thread_times();
                 }
                 stuck[index] = same[index] >= STUCK_LOOKS && !preempted(worker, times[index]);
+                worker.stats.set_stuck(stuck[index]);
                 last[index] = now;
                 busy |= !worker.driver.is_parked();
             }
