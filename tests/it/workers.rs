@@ -229,7 +229,12 @@ fn a_finished_readers_waker_does_not_keep_the_registration() {
         std::thread::sleep(Duration::from_millis(10));
         moved = each(&runtime, |w| w.moved_registrations);
     }
-    assert_eq!(moved, [1, 1], "moves away from worker 0 and from worker 1");
+    assert_eq!(
+        moved,
+        [1, 1],
+        "moves away from worker 0 and from worker 1; the workers: {:#?}",
+        runtime.metrics().workers()
+    );
 }
 
 /// With worker threads, spawned tasks run without anyone in `block_on`.

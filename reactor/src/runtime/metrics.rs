@@ -186,6 +186,27 @@ impl WorkerStats {
         let waiting = fields.next()?.parse().ok()?;
         Some((Duration::from_nanos(on_cpu), Duration::from_nanos(waiting)))
     }
+
+    /// Whether the worker thread is runnable now (state `R` in its `stat`:
+    /// on a CPU or waiting for one) rather than blocked in a call; `None`
+    /// if it has no thread of its own or the state cannot be read.
+    pub(crate) fn thread_runnable(&self) -> Option<bool> {
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        runnable_in_stat(&stat)
+    }
+}
+
+/// The state field of a `/proc/.../stat` line is `R`: it follows the
+/// command name, which is in parentheses and may itself hold spaces and
+/// parentheses, so it is found after the last `)`.
+fn runnable_in_stat(stat: &str) -> Option<bool> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let state = after_name.split_whitespace().next()?;
+    Some(state == "R")
 }
 
 /// The calling thread's id, from `/proc/thread-self` (which links to
@@ -323,5 +344,26 @@ impl fmt::Display for WorkerMetrics {
             write!(f, ", {busy:.1?} on a CPU")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::runnable_in_stat;
+
+    #[test]
+    fn the_state_is_read_after_the_last_parenthesis_of_the_name() {
+        assert_eq!(runnable_in_stat("41 (reveille-w0) R 1 41 1"), Some(true));
+        assert_eq!(runnable_in_stat("41 (reveille-w0) S 1 41 1"), Some(false));
+        // A name may hold what looks like a state.
+        assert_eq!(runnable_in_stat("41 (a) R (b) S 1 41 1"), Some(false));
+        assert_eq!(runnable_in_stat("41 (a) S (b) R 1 41 1"), Some(true));
+        assert_eq!(runnable_in_stat("garbled"), None);
+    }
+
+    #[test]
+    fn a_running_thread_reads_as_runnable() {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("read own stat");
+        assert_eq!(runnable_in_stat(&stat), Some(true), "{stat}");
     }
 }

@@ -10,8 +10,8 @@
 //! moves tasks for nothing, and `bench skewed` saw the moves undo the
 //! balancer's work with a 4 ms threshold.) Nor is a worker that spent that
 //! time mostly waiting for a CPU (its `schedstat`, read from the second
-//! look on): it was preempted, not stuck, and will go on as soon as it
-//! runs; moving its tasks to another worker that competes for the same
+//! look on, and its state: see [`preempted`]): it was preempted, not
+//! stuck, and will go on as soon as it runs; moving its tasks to another worker that competes for the same
 //! cores would only scatter them. The monitor then, under the worker's
 //! `moving` lock:
 //!
@@ -42,7 +42,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handle::Inner;
 use super::scheduler::{Injected, Shared};
@@ -75,8 +75,9 @@ fn run(runtime: Weak<Inner>) {
     let mut last: Vec<(usize, u64)> = Vec::new();
     let mut same: Vec<u32> = Vec::new();
     let mut stuck: Vec<bool> = Vec::new();
-    // Each worker's thread times at the second look at its current poll.
-    let mut times: Vec<Option<(Duration, Duration)>> = Vec::new();
+    // Each worker's thread times at the second look at its current poll,
+    // and when they were read.
+    let mut times: Vec<Option<(Instant, (Duration, Duration))>> = Vec::new();
     loop {
         let period = {
             let Some(runtime) = runtime.upgrade() else {
@@ -99,7 +100,7 @@ fn run(runtime: Weak<Inner>) {
                     1
                 };
                 if same[index] == 2 {
-                    times[index] = worker.stats.thread_times();
+                    times[index] = worker.stats.thread_times().map(|t| (Instant::now(), t));
                 }
                 stuck[index] = same[index] >= STUCK_LOOKS && !preempted(worker, times[index]);
                 worker.stats.set_stuck(stuck[index]);
@@ -124,21 +125,32 @@ fn run(runtime: Weak<Inner>) {
     }
 }
 
-/// Whether `worker`'s thread spent most of the time since `then` (its
-/// times when the monitor first saw it in this poll) waiting for a CPU
-/// rather than on one or blocked: preempted, not stuck. False when the
-/// times cannot be read.
-fn preempted(worker: &Shared, then: Option<(Duration, Duration)>) -> bool {
-    let (Some((cpu_then, waited_then)), Some((cpu_now, waited_now))) =
+/// Whether `worker`'s thread was preempted rather than stuck since `then`
+/// (when, and its times, when the monitor first saw it in this poll).
+/// False when the times cannot be read.
+///
+/// Blocked in a call, the thread neither runs nor waits for a CPU;
+/// computing, it runs; preempted, it waits. But the kernel adds a wait to
+/// the thread's count only when the wait ends, so a thread that has sat in
+/// the run queue since `then` shows neither time, as a blocked one does.
+/// Its state tells them apart: runnable, with little time on a CPU.
+/// (Under a CPU hog, debug-build tests saw workers rescued for that: ten
+/// milliseconds runnable in the middle of a short poll.)
+fn preempted(worker: &Shared, then: Option<(Instant, (Duration, Duration))>) -> bool {
+    let (Some((since, (cpu_then, waited_then))), Some((cpu_now, waited_now))) =
         (then, worker.stats.thread_times())
     else {
         return false;
     };
     let waited = waited_now.saturating_sub(waited_then);
     let ran = cpu_now.saturating_sub(cpu_then);
-    // Blocked in a call, the thread neither runs nor waits for a CPU;
-    // computing, it runs. Preempted, it waits.
-    waited > ran && waited > PERIOD
+    if waited > ran && waited > PERIOD {
+        return true;
+    }
+    // A quarter: a thread that computes gets at least that much of a CPU
+    // while it competes with three others, and its time on a CPU, counted
+    // at each scheduler tick, lags by at most a tick (4 ms at 250 Hz).
+    ran < since.elapsed() / 4 && worker.stats.thread_runnable() == Some(true)
 }
 
 /// The worker that takes a stuck worker's tasks: of those not stuck, the
