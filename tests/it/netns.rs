@@ -68,12 +68,13 @@ impl Digest {
 
 /// The echo server of `examples/echo_server.rs`: accept, one task per
 /// connection, read then `write_all`, close on EOF. Accepts `connections`
-/// and returns the bytes echoed in all.
+/// and returns the bytes echoed in all, or an error naming every connection
+/// that failed (by the client's address, which the client's errors name too).
 async fn serve(listener: TcpListener, connections: usize) -> io::Result<u64> {
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let (stream, _) = listener.accept().await?;
-        tasks.push(reveille::spawn(async move {
+        let (stream, peer) = listener.accept().await?;
+        let task = reveille::spawn(async move {
             let mut stream = &stream;
             stream.set_nodelay(true)?;
             let mut buffer = [0u8; ECHO_BUFFER];
@@ -87,13 +88,24 @@ async fn serve(listener: TcpListener, connections: usize) -> io::Result<u64> {
                 stream.write_all(&buffer[..n]).await?;
                 total += n as u64;
             }
-        }));
+        });
+        tasks.push((peer, task));
     }
+    // Every task is awaited, so that one failure does not hide another, nor
+    // end the runtime (and reset every other connection) while they run.
     let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("echo task panicked")?;
+    let mut failed = Vec::new();
+    for (peer, task) in tasks {
+        match task.await.expect("echo task panicked") {
+            Ok(echoed) => total += echoed,
+            Err(error) => failed.push(format!("connection from {peer}: {error} ({error:?})")),
+        }
     }
-    Ok(total)
+    if failed.is_empty() {
+        Ok(total)
+    } else {
+        Err(io::Error::other(failed.join("; ")))
+    }
 }
 
 /// One connection's outcome: the digest of what it sent and of what came back.
@@ -112,6 +124,7 @@ async fn clients(addr: SocketAddr, connections: usize) -> io::Result<Vec<Echoed>
     let mut running = Vec::with_capacity(connections);
     for i in 0..connections {
         let stream = Arc::new(TcpStream::connect(addr).await?);
+        let local = stream.local_addr()?;
         let data = pattern(i as u64 + 1, each);
         let sent = Digest::of(&data);
         // Chunks of different sizes on each connection, none a multiple of
@@ -139,21 +152,27 @@ async fn clients(addr: SocketAddr, connections: usize) -> io::Result<Vec<Echoed>
                 received.update(&buffer[..n]);
             }
         });
-        running.push((sent, writer, reader));
+        running.push((local, sent, writer, reader));
     }
+    // Every connection is awaited, as in `serve`, and every failure named.
     let mut echoed = Vec::with_capacity(connections);
-    for (i, (sent, writer, reader)) in running.into_iter().enumerate() {
-        writer
-            .await
-            .expect("writer panicked")
-            .map_err(|e| io::Error::new(e.kind(), format!("connection {i}, write: {e}")))?;
-        let received = reader
-            .await
-            .expect("reader panicked")
-            .map_err(|e| io::Error::new(e.kind(), format!("connection {i}, read: {e}")))?;
-        echoed.push(Echoed { sent, received });
+    let mut failed = Vec::new();
+    for (i, (local, sent, writer, reader)) in running.into_iter().enumerate() {
+        let written = writer.await.expect("writer panicked");
+        let received = reader.await.expect("reader panicked");
+        match (written, received) {
+            (Ok(()), Ok(received)) => echoed.push(Echoed { sent, received }),
+            (written, received) => failed.push(format!(
+                "connection {i} from {local}: write {written:?}, read {:?}",
+                received.map(|digest| digest.len)
+            )),
+        }
     }
-    Ok(echoed)
+    if failed.is_empty() {
+        Ok(echoed)
+    } else {
+        Err(io::Error::other(failed.join("; ")))
+    }
 }
 
 /// Echo `TOTAL_BYTES` over `connections` connections across the lossy path,
@@ -184,8 +203,19 @@ fn echo_over_lossy_path(test: &str, connections: usize) {
         run_for(LIMIT, clients(addr, connections))
     });
 
-    let echoed = client.join(deadline).expect("client failed");
-    let server_total = server.join(deadline).expect("server failed");
+    // Both sides' outcomes before either is judged: when one side fails, the
+    // other's errors usually say which one started it.
+    let client = client.join(deadline);
+    let server = server.join(deadline);
+    let (echoed, server_total) = match (client, server) {
+        (Ok(echoed), Ok(total)) => (echoed, total),
+        (client, server) => panic!(
+            "the echo failed\n  client: {:?}\n  server: {:?}\n  {}",
+            client.map(|echoed| echoed.len()),
+            server,
+            reset_counters(&pair)
+        ),
+    };
     let elapsed = started.elapsed();
 
     for (i, echo) in echoed.iter().enumerate() {
@@ -216,6 +246,34 @@ fn echo_over_lossy_path(test: &str, connections: usize) {
         retransmitted > 0,
         "TCP retransmitted nothing: no loss exercised"
     );
+}
+
+/// The kernel's counts of connections reset or aborted, and why, in each
+/// namespace: which side ended a connection that failed, and for what.
+fn reset_counters(pair: &NetnsPair) -> String {
+    const COUNTERS: [(&str, &str); 10] = [
+        ("Tcp", "EstabResets"),
+        ("Tcp", "OutRsts"),
+        ("Tcp", "AttemptFails"),
+        ("TcpExt", "TCPAbortOnData"),
+        ("TcpExt", "TCPAbortOnClose"),
+        ("TcpExt", "TCPAbortOnMemory"),
+        ("TcpExt", "TCPAbortOnTimeout"),
+        ("TcpExt", "TCPAbortOnLinger"),
+        ("TcpExt", "ListenOverflows"),
+        ("TcpExt", "ListenDrops"),
+    ];
+    [("client", &pair.client), ("server", &pair.server)]
+        .into_iter()
+        .map(|(side, ns)| {
+            let counts: Vec<String> = COUNTERS
+                .iter()
+                .map(|&(group, name)| format!("{name} {}", NetnsPair::tcp_counter(ns, group, name)))
+                .collect();
+            format!("{side}: {}", counts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }
 
 #[test]
