@@ -5,7 +5,7 @@
 //! This crate's unit tests, built with `RUSTFLAGS="--cfg loom"`, run the same
 //! code on loom's instrumented atomics and mutexes instead: the models in
 //! `*/loom_tests.rs` use them to try every interleaving of the readiness
-//! word, the waiter lock, a task's state word and home, the main future's
+//! word, the waiter lock, a task's state word, home and join waker slot, the main future's
 //! scheduled flag and the driver's park handshake. (loom is a dev-dependency, so the library itself stays on
 //! `std` even under `--cfg loom`.) Loom's types only work inside
 //! `loom::model`, so only the loom tests run in that build (see `.ci/run`).
@@ -25,6 +25,46 @@ pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
+
+/// An `UnsafeCell` whose accesses loom checks: in a loom build, two
+/// accesses that no happens-before edge orders (one of them a write) fail
+/// the model. Reached through closures, as loom's own cell is.
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T> {
+    #[cfg(all(test, loom))]
+    cell: loom::cell::UnsafeCell<T>,
+    #[cfg(not(all(test, loom)))]
+    cell: std::cell::UnsafeCell<T>,
+}
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> UnsafeCell<T> {
+        UnsafeCell {
+            #[cfg(all(test, loom))]
+            cell: loom::cell::UnsafeCell::new(value),
+            #[cfg(not(all(test, loom)))]
+            cell: std::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` on a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return self.cell.with(f);
+        #[cfg(not(all(test, loom)))]
+        return f(self.cell.get());
+    }
+
+    /// Runs `f` on a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return self.cell.with_mut(f);
+        #[cfg(not(all(test, loom)))]
+        return f(self.cell.get());
+    }
+}
 
 /// What every loom model needs: the checker, and a waker
 /// that counts its wakes.

@@ -17,7 +17,7 @@
 //!
 //! # The protocol
 //!
-//! One word, `Header::state`, holds four flags and a reference count:
+//! One word, `Header::state`, holds five flags and a reference count:
 //!
 //! * `SCHEDULED`: a run queue holds a reference meant for a poll. Set by a
 //!   wake (with the reference it adds), cleared by [`Task::run`] before it
@@ -32,6 +32,9 @@
 //!   exactly one of them drops an output nobody will take, and at once: a
 //!   detached task's output (a socket, say) does not live on in the
 //!   allocation, which a waker left in some slot may keep for a while.
+//! * `JOIN_WAKER`: the join waker slot (`Header::join_waker`) holds the
+//!   `Join`'s waker, published for the runner that completes the task. See
+//!   below.
 //! * The count of references: [`Task`]s (a run queue's, the worker's owned
 //!   set's), [`Join`]s and wakers. The last one to go frees the allocation.
 //!
@@ -60,6 +63,25 @@
 //!   before, the runner that completed the task, which drops the output.
 //! * At the end: whoever drops the last reference, when no one else can.
 //!
+//! The join waker slot has no lock; `JOIN_WAKER` says whose it is:
+//!
+//! * Clear: the `Join`'s. It writes its waker there (it is the one `Join`,
+//!   reached through `&mut`), then sets the flag with a compare-exchange
+//!   that fails if `COMPLETE` came first; it then takes the waker back and
+//!   reads the output instead. To replace a published waker, it clears the
+//!   flag the same way first.
+//! * Set: published. Nobody writes the slot. The runner that sets
+//!   `COMPLETE` and finds the flag in the same step wakes the waker in
+//!   place; from then on the `Join` can no longer clear the flag (its
+//!   exchanges fail on `COMPLETE`), so the slot stays still while it is
+//!   read. Then the runner clears the flag, which hands the slot back, or
+//!   drops the waker itself if the `Join` has gone meanwhile (its drop
+//!   cleared `JOIN_INTEREST`, and left the published waker to the runner).
+//!
+//! `task/raw/loom_tests.rs` checks this under loom against completion from
+//! another thread. Without a lock, the slot costs 16 bytes rather than 24,
+//! and a completion takes no lock.
+//!
 //! The future is pinned: it lives in the allocation from creation to its
 //! drop, which happens in place.
 
@@ -77,7 +99,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::{AtomicU32, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU32, AtomicUsize, Ordering, UnsafeCell as SyncUnsafeCell};
 use crate::task::join::JoinError;
 
 const SCHEDULED: usize = 0b0001;
@@ -87,7 +109,10 @@ const CANCELLED: usize = 0b0100;
 /// dropped; whoever then finds the output stored drops it (see
 /// [`Task::complete`] and `Join`'s `Drop`).
 const JOIN_INTEREST: usize = 0b1000;
-const REF_ONE: usize = 0b1_0000;
+/// The join waker slot holds the [`Join`]'s waker, for the runner to wake
+/// (see the module docs).
+const JOIN_WAKER: usize = 0b1_0000;
+const REF_ONE: usize = 0b10_0000;
 const REF_MASK: usize = !(REF_ONE - 1);
 
 /// Where a woken task goes: the run queue of its worker, or nowhere (a
@@ -125,7 +150,9 @@ struct Header {
     /// padding after `owned`.
     home: AtomicU32,
     /// The waker of whoever awaits the [`Join`], woken at completion.
-    join_waker: Mutex<Option<Waker>>,
+    /// Whose it is, the `Join`'s or the runner's, `JOIN_WAKER` says (see
+    /// the module docs).
+    join_waker: SyncUnsafeCell<Option<Waker>>,
 }
 
 /// What needs the future's and the scheduler's types, monomorphised per
@@ -331,7 +358,7 @@ where
             vtable: &Cell::<F, S>::VTABLE,
             owned: AtomicU32::new(NOT_OWNED),
             home: AtomicU32::new(0),
-            join_waker: Mutex::new(None),
+            join_waker: SyncUnsafeCell::new(None),
         },
         scheduler,
         stage: UnsafeCell::new(Stage::Running(future)),
@@ -352,9 +379,10 @@ pub(crate) struct Task {
     ptr: NonNull<Header>,
 }
 
-// SAFETY: what a `Task` reaches is either thread-safe (the atomic state, the
-// mutex, the `Send + Sync` scheduler) or the stage, whose access the
-// protocol above serialises; the future and its output are `Send`.
+// SAFETY: what a `Task` reaches is either thread-safe (the atomic state,
+// the `Send + Sync` scheduler) or the join waker slot and the stage, whose
+// accesses the protocol above serialises; the future, its output and
+// wakers are `Send`.
 unsafe impl Send for Task {}
 // SAFETY: as above; `&Task` methods touch only the thread-safe parts.
 unsafe impl Sync for Task {}
@@ -426,11 +454,28 @@ impl Task {
             unsafe { (header.vtable.drop_output)(self.ptr) };
             return;
         }
-        let waiter = lock(&header.join_waker).take();
-        if let Some(waker) = waiter {
-            // Someone else's waker: a panic in it must not unwind through the
-            // runner (a worker's loop, a pool thread).
-            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        if previous & JOIN_WAKER == 0 {
+            return;
+        }
+        header.join_waker.with(|slot| {
+            // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the `Join`
+            // no longer writes the slot, and only we read it.
+            if let Some(waker) = unsafe { &*slot } {
+                // Someone else's waker: a panic in it must not unwind
+                // through the runner (a worker's loop, a pool thread).
+                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake_by_ref()));
+            }
+        });
+        // Hand the slot back to the `Join`, which drops the waker, or drop
+        // the waker here if the `Join` went meanwhile and left it to us.
+        let previous = header.state.fetch_and(!JOIN_WAKER, Ordering::AcqRel);
+        if previous & JOIN_INTEREST == 0 {
+            let waker = header.join_waker.with_mut(|slot| {
+                // SAFETY: the `Join` is gone, and left the published slot
+                // alone; with the flag clear, nobody else will touch it.
+                unsafe { (*slot).take() }
+            });
+            drop(waker);
         }
     }
 
@@ -505,13 +550,6 @@ impl fmt::Debug for Task {
     }
 }
 
-fn lock(waiter: &Mutex<Option<Waker>>) -> MutexGuard<'_, Option<Waker>> {
-    // A poisoned lock still holds a valid `Option<Waker>`.
-    waiter
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn add_ref(header: &Header) {
     let previous = header.state.fetch_add(REF_ONE, Ordering::Relaxed);
     // As `Arc` does: a count this high means references are being leaked in
@@ -545,5 +583,7 @@ pub(crate) use output::Join;
 use waker::raw_waker;
 pub(crate) use waker::{is_finished_task, is_task_waker, task_driver, wake_by_driver};
 
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::waker::wake_header;
-use super::{lock, Task, CANCELLED, COMPLETE, JOIN_INTEREST};
+use super::{Task, CANCELLED, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
 use crate::task::join::JoinError;
 
 /// A task's output, for its `JoinHandle`.
@@ -27,35 +27,89 @@ impl<T> Unpin for Join<T> {}
 unsafe impl<T: Send> Sync for Join<T> {}
 
 impl<T> Join<T> {
-    /// The output once the task has finished; otherwise stores `cx`'s waker
-    /// for the completion.
+    /// The output once the task has finished; otherwise publishes `cx`'s
+    /// waker for the completion (see "The join waker slot" in `raw.rs`).
     ///
     /// # Panics
     ///
     /// If called again after it returned `Ready`.
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
         let header = self.task.header();
-        if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            let mut waiter = lock(&header.join_waker);
-            // Looked at again under the lock `complete` takes after setting
-            // the flag: either this sees it, or `complete` sees the waker.
-            if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
-                match &*waiter {
-                    Some(stored) if stored.will_wake(cx.waker()) => {}
-                    _ => *waiter = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
+        let mut current = header.state.load(Ordering::Acquire);
+        if current & COMPLETE == 0 && self.publish(cx, &mut current) {
+            return Poll::Pending;
         }
         let mut output: Option<Result<T, JoinError>> = None;
-        // SAFETY: the task is `COMPLETE` (seen with `Acquire` above), this is
-        // its only `Join` (never cloned), and `output` has the type the
-        // vtable's `take_output` writes: `spawn` made this `Join<T>` with
+        // SAFETY: the task is `COMPLETE` (seen with `Acquire`), this is its
+        // only `Join` (never cloned), and `output` has the type the vtable's
+        // `take_output` writes: `spawn` made this `Join<T>` with
         // `T = F::Output`.
         unsafe {
             (header.vtable.take_output)(self.task.ptr, ptr::from_mut(&mut output).cast());
         }
         Poll::Ready(output.expect("take_output stores the output"))
+    }
+
+    /// Leaves `cx`'s waker published in the slot, for the runner: true if
+    /// it is, false if the task completed first (`current`, the state last
+    /// read, then has `COMPLETE`). Only `poll_join` calls it, through the
+    /// one `Join`'s `&mut`: no other thread writes the slot meanwhile.
+    fn publish(&self, cx: &mut Context<'_>, current: &mut usize) -> bool {
+        let header = self.task.header();
+        if *current & JOIN_WAKER != 0 {
+            let same = header.join_waker.with(|slot| {
+                // SAFETY: published, the slot is only read, by anyone.
+                unsafe { &*slot }
+                    .as_ref()
+                    .is_some_and(|stored| stored.will_wake(cx.waker()))
+            });
+            if same {
+                return true;
+            }
+            // Another waker: take the slot back first.
+            if !self.update_unless_complete(current, |state| state & !JOIN_WAKER) {
+                return false;
+            }
+        }
+        let new = cx.waker().clone();
+        let old = header.join_waker.with_mut(|slot| {
+            // SAFETY: `JOIN_WAKER` is clear: the slot is this `Join`'s.
+            unsafe { (*slot).replace(new) }
+        });
+        drop(old);
+        if self.update_unless_complete(current, |state| state | JOIN_WAKER) {
+            return true;
+        }
+        // Completed before the waker was published: nobody will wake it.
+        let unpublished = header.join_waker.with_mut(|slot| {
+            // SAFETY: `JOIN_WAKER` stayed clear: the slot is still ours.
+            unsafe { (*slot).take() }
+        });
+        drop(unpublished);
+        false
+    }
+
+    /// Replaces the state with `f` of it unless the task has completed:
+    /// true if it did, false (and `*current` has `COMPLETE`) if not.
+    fn update_unless_complete(&self, current: &mut usize, f: impl Fn(usize) -> usize) -> bool {
+        let state = &self.task.header().state;
+        loop {
+            if *current & COMPLETE != 0 {
+                return false;
+            }
+            // `AcqRel`: publishing makes the slot's write visible to the
+            // runner that sees the flag; taking back orders the runner's
+            // last read (if any, of an earlier waker) before our write.
+            match state.compare_exchange_weak(
+                *current,
+                f(*current),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => *current = actual,
+            }
+        }
     }
 
     /// Asks for the task to be cancelled: its next run drops the future
@@ -77,28 +131,41 @@ impl<T> Drop for Join<T> {
     fn drop(&mut self) {
         let header = self.task.header();
         let mut current = header.state.load(Ordering::Acquire);
-        loop {
-            if current & COMPLETE != 0 {
-                // SAFETY: `COMPLETE` was seen with `Acquire` and the interest
-                // is still ours, so the runner left the output to us.
-                unsafe { (header.vtable.drop_output)(self.task.ptr) };
-                break;
-            }
+        // Give up the interest, and with it a waker published before
+        // completion; after completion a published waker is the runner's to
+        // drop (see the module docs of `raw.rs`).
+        let gone = loop {
+            let new = if current & COMPLETE != 0 {
+                current & !JOIN_INTEREST
+            } else {
+                current & !(JOIN_INTEREST | JOIN_WAKER)
+            };
             match header.state.compare_exchange_weak(
                 current,
-                current & !JOIN_INTEREST,
+                new,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                // The runner will drop the output when it completes.
-                Ok(_) => break,
+                Ok(previous) => break previous,
                 Err(actual) => current = actual,
             }
+        };
+        if gone & COMPLETE != 0 {
+            // SAFETY: `COMPLETE` was seen with `Acquire` and the interest
+            // was still ours, so the runner left the output to us.
+            unsafe { (header.vtable.drop_output)(self.task.ptr) };
         }
-        // Nobody awaits this handle any more: its waker must not keep its
-        // task alive until this one completes.
-        let waiter = lock(&header.join_waker).take();
-        drop(waiter);
+        if gone & COMPLETE == 0 || gone & JOIN_WAKER == 0 {
+            // Nobody awaits this handle any more: its waker must not keep
+            // its task alive until this one completes.
+            let waiter = header.join_waker.with_mut(|slot| {
+                // SAFETY: the slot is ours: unpublished by this very
+                // exchange (before completion), or never published, or
+                // handed back by the runner (after it).
+                unsafe { (*slot).take() }
+            });
+            drop(waiter);
+        }
     }
 }
 
