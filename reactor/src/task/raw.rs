@@ -38,7 +38,8 @@
 //! * The count of references: [`Task`]s (a run queue's, the worker's owned
 //!   set's), [`Join`]s and wakers. The last one to go frees the allocation.
 //!
-//! Who touches the stage (`UnsafeCell<Stage<F>>`), and when:
+//! Who touches the stage (`UnsafeCell<Stage<F>>`, and its tag,
+//! `Header::stage`), and when:
 //!
 //! * Before `COMPLETE`: only whoever runs or cancels the task. A task is run
 //!   by one thread at a time: its home worker (`Header::home`), or the one
@@ -99,7 +100,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::{AtomicU32, AtomicUsize, Ordering, UnsafeCell as SyncUnsafeCell};
+use crate::sync::{AtomicU16, AtomicU32, AtomicUsize, Ordering, UnsafeCell as SyncUnsafeCell};
 use crate::task::join::JoinError;
 
 const SCHEDULED: usize = 0b0001;
@@ -146,9 +147,14 @@ struct Header {
     /// The index of the worker that runs the task (its home). Changed only
     /// under the home worker's `moving` lock (see the module docs), with
     /// `Release`; read by wakes on any thread (`Acquire`), so that a run on
-    /// the new worker comes after every run on the old one. Fills what was
-    /// padding after `owned`.
-    home: AtomicU32,
+    /// the new worker comes after every run on the old one. Worker indices
+    /// are below 256 (`Builder::worker_threads`).
+    home: AtomicU16,
+    /// What the stage holds (the future, its output, or neither): the tag
+    /// of the stage's union, touched by whoever may touch the stage. Here,
+    /// in what would be padding, it costs nothing; in the stage it would
+    /// cost 8 bytes with the alignment of most futures.
+    stage: std::cell::Cell<StageTag>,
     /// The waker of whoever awaits the [`Join`], woken at completion.
     /// Whose it is, the `Join`'s or the runner's, `JOIN_WAKER` says (see
     /// the module docs).
@@ -183,9 +189,36 @@ struct Cell<F: Future, S> {
     stage: UnsafeCell<Stage<F>>,
 }
 
-enum Stage<F: Future> {
-    Running(F),
-    Finished(Result<F::Output, JoinError>),
+/// The future, then its output, in one place; `Header::stage` says which
+/// of them is there, if either.
+union Stage<F: Future> {
+    running: ManuallyDrop<F>,
+    finished: ManuallyDrop<Result<F::Output, JoinError>>,
+}
+
+impl<F: Future, S> Drop for Cell<F, S> {
+    fn drop(&mut self) {
+        let stage = self.stage.get_mut();
+        match self.header.stage.get() {
+            // SAFETY: the tag says the future is there; the cell is going,
+            // and the future is dropped where it lies.
+            StageTag::Running => unsafe { ManuallyDrop::drop(&mut stage.running) },
+            // SAFETY: the tag says the output is there.
+            StageTag::Finished => unsafe { ManuallyDrop::drop(&mut stage.finished) },
+            StageTag::Consumed => {}
+        }
+    }
+}
+
+/// What a task's [`Stage`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageTag {
+    /// The future: not finished, not cancelled.
+    Running,
+    /// The output, or the cancellation or panic, for the `Join`.
+    Finished,
+    /// Neither: the output was taken or dropped (or the future's drop
+    /// unwound on the way to `Finished`).
     Consumed,
 }
 
@@ -220,27 +253,29 @@ where
     /// (see the module docs).
     unsafe fn poll(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
         // SAFETY: the caller's promise.
-        let stage = unsafe { Self::from_header(ptr) }.stage.get();
-        // SAFETY: exclusive access to the stage, the caller's promise.
-        let Stage::Running(future) = (unsafe { &mut *stage }) else {
+        let cell = unsafe { Self::from_header(ptr) };
+        if cell.header.stage.get() != StageTag::Running {
             return true;
-        };
+        }
+        // SAFETY: exclusive access to the stage, the caller's promise; the
+        // tag says the future is there.
+        let future = unsafe { &mut (*cell.stage.get()).running };
         // SAFETY: the future never moves: it stays in the allocation until it
         // is dropped in place (`drop_future`).
-        let future = unsafe { Pin::new_unchecked(future) };
+        let future = unsafe { Pin::new_unchecked(&mut **future) };
         let output = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => return false,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(payload) => Err(JoinError::panicked(payload)),
         };
         // SAFETY: as above; the future just finished.
-        let dropped = unsafe { drop_future(stage) };
+        let dropped = unsafe { cell.drop_future() };
         let output = match (output, dropped) {
             (Ok(_), Err(payload)) => Err(JoinError::panicked(payload)),
             (output, _) => output,
         };
-        // SAFETY: as above; the stage is `Consumed`, nothing to drop.
-        unsafe { ptr::write(stage, Stage::Finished(output)) };
+        // SAFETY: as above.
+        unsafe { cell.finish(output) };
         true
     }
 
@@ -249,14 +284,14 @@ where
     /// As for `poll`.
     unsafe fn cancel(ptr: NonNull<Header>) {
         // SAFETY: the caller's promise.
-        let stage = unsafe { Self::from_header(ptr) }.stage.get();
-        // SAFETY: exclusive access to the stage, the caller's promise.
-        if let Stage::Running(_) = unsafe { &*stage } {
-            // SAFETY: as above. A panic in the future's destructor is
-            // swallowed: the task is cancelled either way.
-            let _ = unsafe { drop_future(stage) };
-            // SAFETY: as above; the stage is `Consumed`.
-            unsafe { ptr::write(stage, Stage::Finished(Err(JoinError::cancelled()))) };
+        let cell = unsafe { Self::from_header(ptr) };
+        if cell.header.stage.get() == StageTag::Running {
+            // SAFETY: exclusive access to the stage, the caller's promise.
+            // A panic in the future's destructor is swallowed: the task is
+            // cancelled either way.
+            let _ = unsafe { cell.drop_future() };
+            // SAFETY: as above.
+            unsafe { cell.finish(Err(JoinError::cancelled())) };
         }
     }
 
@@ -267,11 +302,16 @@ where
     /// `Option<Result<F::Output, JoinError>>`.
     unsafe fn take_output(ptr: NonNull<Header>, out: *mut ()) {
         // SAFETY: the caller's promise.
-        let stage = unsafe { &mut *Self::from_header(ptr).stage.get() };
-        let output = match std::mem::replace(stage, Stage::Consumed) {
-            Stage::Finished(output) => output,
-            _ => panic!("JoinHandle polled after it returned Ready"),
-        };
+        let cell = unsafe { Self::from_header(ptr) };
+        assert!(
+            cell.header.stage.get() == StageTag::Finished,
+            "JoinHandle polled after it returned Ready"
+        );
+        cell.header.stage.set(StageTag::Consumed);
+        // SAFETY: the caller's promise gives us the stage; the tag said
+        // the output was there, and now says it is gone, so it is read
+        // out once.
+        let output = unsafe { ManuallyDrop::take(&mut (*cell.stage.get()).finished) };
         // SAFETY: the caller's promise about `out`'s type.
         unsafe { *out.cast::<Option<Result<F::Output, JoinError>>>() = Some(output) };
     }
@@ -283,10 +323,20 @@ where
     /// the runner that completed it after the `Join` was dropped.
     unsafe fn drop_output(ptr: NonNull<Header>) {
         // SAFETY: the caller's promise.
-        let stage = unsafe { &mut *Self::from_header(ptr).stage.get() };
+        let cell = unsafe { Self::from_header(ptr) };
+        if cell.header.stage.get() != StageTag::Finished {
+            return;
+        }
+        cell.header.stage.set(StageTag::Consumed);
+        // SAFETY: the caller owns the output.
+        let finished = unsafe { &mut (*cell.stage.get()).finished };
         // The output's destructor is the user's; a panic in it is not ours
         // to carry into a waker's, a runner's or a handle's drop.
-        let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the tag said the output was there, and now says it is
+            // gone: it is dropped once.
+            unsafe { ManuallyDrop::drop(finished) }
+        }));
     }
 
     /// # Safety
@@ -309,6 +359,44 @@ where
         cell.scheduler.driver(home)
     }
 
+    /// Drops the future in place and leaves the stage `Consumed`, returning
+    /// the destructor's panic if it had one.
+    ///
+    /// # Safety
+    ///
+    /// The stage is `Running`, and the caller may touch it.
+    unsafe fn drop_future(&self) -> Result<(), Box<dyn Any + Send>> {
+        // First, so that a destructor that unwinds is not run again.
+        self.header.stage.set(StageTag::Consumed);
+        // SAFETY: the caller's promise.
+        let running = unsafe { &mut (*self.stage.get()).running };
+        catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the future is there (the caller's promise) and the tag
+            // now says it is gone: it is dropped once, where it lies, which
+            // keeps the pinning promise.
+            unsafe { ManuallyDrop::drop(running) }
+        }))
+    }
+
+    /// Stores the output.
+    ///
+    /// # Safety
+    ///
+    /// The stage is `Consumed` (nothing in it to drop), and the caller may
+    /// touch it.
+    unsafe fn finish(&self, output: Result<F::Output, JoinError>) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            ptr::write(
+                self.stage.get(),
+                Stage {
+                    finished: ManuallyDrop::new(output),
+                },
+            );
+        }
+        self.header.stage.set(StageTag::Finished);
+    }
+
     /// # Safety
     ///
     /// `ptr` is a `Cell<F, S>` whose last reference just went.
@@ -320,22 +408,6 @@ where
         let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
         let _ = catch_unwind(AssertUnwindSafe(|| drop(cell)));
     }
-}
-
-/// Drops the future in place and leaves the stage `Consumed`, returning the
-/// destructor's panic if it had one.
-///
-/// # Safety
-///
-/// `stage` is `Running`, and the caller may touch it.
-unsafe fn drop_future<F: Future>(stage: *mut Stage<F>) -> Result<(), Box<dyn Any + Send>> {
-    // SAFETY: the caller's promise. `drop_in_place` keeps the pinning
-    // promise: the future is dropped where it lies, never moved.
-    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(stage) }));
-    // SAFETY: the old value is dropped (or its drop unwound, which still
-    // dropped every field), so it is overwritten without another drop.
-    unsafe { ptr::write(stage, Stage::Consumed) };
-    dropped
 }
 
 /// `Header::owned` of a task that no worker's owned set holds: a new task
@@ -357,11 +429,14 @@ where
             state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (2 * REF_ONE)),
             vtable: &Cell::<F, S>::VTABLE,
             owned: AtomicU32::new(NOT_OWNED),
-            home: AtomicU32::new(0),
+            home: AtomicU16::new(0),
+            stage: std::cell::Cell::new(StageTag::Running),
             join_waker: SyncUnsafeCell::new(None),
         },
         scheduler,
-        stage: UnsafeCell::new(Stage::Running(future)),
+        stage: UnsafeCell::new(Stage {
+            running: ManuallyDrop::new(future),
+        }),
     });
     let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
     (
@@ -513,7 +588,7 @@ impl Task {
     /// seeing it.
     pub(crate) fn set_home(&self, home: usize) {
         // Worker indices are below 256 (`Builder::worker_threads`).
-        self.header().home.store(home as u32, Ordering::Release);
+        self.header().home.store(home as u16, Ordering::Release);
     }
 
     /// Hands this reference, queued for a run (`SCHEDULED`), to the task's

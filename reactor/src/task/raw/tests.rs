@@ -519,3 +519,23 @@ fn a_dropped_handle_lets_go_of_its_waiters_waker() {
     gate.open(0);
     assert!(queue.pop().unwrap().run());
 }
+
+/// The layout the module docs count on (on 64-bit targets): the header is
+/// 40 bytes, with the stage's tag in what would be padding, and the stage
+/// is no bigger than the future it holds.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn the_header_is_forty_bytes_and_the_stage_adds_no_tag() {
+    struct Big(#[allow(dead_code)] [u64; 100]);
+    impl Future for Big {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+    assert_eq!(std::mem::size_of::<super::Header>(), 40);
+    assert_eq!(
+        std::mem::size_of::<super::Stage<Big>>(),
+        std::mem::size_of::<Big>()
+    );
+}
