@@ -5,15 +5,16 @@
 //! Every [`PERIOD`] it reads each worker's progress: the task it is polling
 //! and the number of that poll (`WorkerStats::enter_poll`, two plain
 //! stores per poll). A worker that is still inside the same poll at
-//! [`STUCK_LOOKS`] looks in a row has been stuck for at least 10 ms. (Less is not enough evidence: a poll that streams a
-//! budget's worth of 64 KiB writes takes a few milliseconds; a rescue then
-//! moves tasks for nothing, and `bench skewed` saw the moves undo the
-//! balancer's work with a 4 ms threshold.) Nor is a worker that spent that
-//! time mostly waiting for a CPU (its `schedstat`, read from the second
-//! look on, and its state: see [`preempted`]): it was preempted, not
-//! stuck, and will go on as soon as it runs; moving its tasks to another worker that competes for the same
-//! cores would only scatter them. The monitor then, under the worker's
-//! `moving` lock:
+//! [`STUCK_LOOKS`] looks in a row has been stuck for at least 10 ms.
+//! (Less is not enough evidence: a poll that streams a budget's worth of
+//! 64 KiB writes takes a few milliseconds; a rescue then moves tasks for
+//! nothing, and `bench skewed` saw the moves undo the balancer's work with
+//! a 4 ms threshold.) Nor is a worker that spent that time mostly waiting
+//! for a CPU (its `schedstat`, read from the second look on, and its
+//! state: see [`preempted`]), up to [`EXCUSED_LOOKS`]: it was preempted,
+//! not stuck, and will go on as soon as it runs; moving its tasks to
+//! another worker that competes for the same cores would only scatter
+//! them. The monitor then, under the worker's `moving` lock:
 //!
 //! 1. turns the stuck worker's reactor once, without blocking (a worker
 //!    thread keeps its driver in `Shared::reactor` and holds that lock only
@@ -60,6 +61,14 @@ const IDLE_PERIOD: Duration = Duration::from_millis(20);
 /// monitor takes over: a stall of five to six periods (10 to 12 ms).
 const STUCK_LOOKS: u32 = 6;
 
+/// Looks in a row after which a worker in the same poll is stuck whatever
+/// its thread's times say (about 100 ms): they can excuse a stall, never
+/// without end. (`schedstat` counts a running slice only at the next
+/// scheduler tick, which on a `nohz_full` CPU can be a second away, and
+/// reads all zeros on a kernel without `CONFIG_SCHED_INFO`; a worker
+/// starved of CPU for that long is better helped than waited for.)
+const EXCUSED_LOOKS: u32 = 50;
+
 /// Starts the monitor of `runtime`, which stops once the runtime drops (or
 /// sets `Inner::stopping`).
 pub(super) fn spawn(runtime: &Arc<Inner>) -> io::Result<JoinHandle<()>> {
@@ -102,7 +111,8 @@ fn run(runtime: Weak<Inner>) {
                 if same[index] == 2 {
                     times[index] = worker.stats.thread_times().map(|t| (Instant::now(), t));
                 }
-                stuck[index] = same[index] >= STUCK_LOOKS && !preempted(worker, times[index]);
+                stuck[index] = same[index] >= STUCK_LOOKS
+                    && (same[index] >= EXCUSED_LOOKS || !preempted(worker, times[index]));
                 worker.stats.set_stuck(stuck[index]);
                 last[index] = now;
                 busy |= !worker.driver.is_parked();
@@ -148,8 +158,11 @@ fn preempted(worker: &Shared, then: Option<(Instant, (Duration, Duration))>) -> 
         return true;
     }
     // A quarter: a thread that computes gets at least that much of a CPU
-    // while it competes with three others, and its time on a CPU, counted
-    // at each scheduler tick, lags by at most a tick (4 ms at 250 Hz).
+    // while it competes with three others at equal weight, and its time on
+    // a CPU, counted at each scheduler tick, lags by a tick (4 ms at
+    // 250 Hz, 10 ms at 100 Hz); a later look, with a longer window, sees
+    // it. Unequal weights (nice, CPU quotas) can excuse a computing
+    // worker, but only up to `EXCUSED_LOOKS`.
     ran < since.elapsed() / 4 && worker.stats.thread_runnable() == Some(true)
 }
 

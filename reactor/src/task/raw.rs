@@ -217,8 +217,8 @@ enum StageTag {
     Running,
     /// The output, or the cancellation or panic, for the `Join`.
     Finished,
-    /// Neither: the output was taken or dropped (or the future's drop
-    /// unwound on the way to `Finished`).
+    /// Neither: the output was taken or dropped (and, for a moment, the
+    /// future dropped and its output not yet stored).
     Consumed,
 }
 
@@ -271,7 +271,12 @@ where
         // SAFETY: as above; the future just finished.
         let dropped = unsafe { cell.drop_future() };
         let output = match (output, dropped) {
-            (Ok(_), Err(payload)) => Err(JoinError::panicked(payload)),
+            (Ok(output), Err(payload)) => {
+                // The output goes; its drop is the user's too, and a panic
+                // in it must not leave the task never completed.
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(output)));
+                Err(JoinError::panicked(payload))
+            }
             (output, _) => output,
         };
         // SAFETY: as above.
@@ -522,6 +527,7 @@ impl Task {
     fn complete(&self) {
         let header = self.header();
         let previous = header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        debug_assert_eq!(previous & COMPLETE, 0, "a task completes once");
         if previous & JOIN_INTEREST == 0 {
             // SAFETY: `COMPLETE` is ours (we just set it), and the `Join` is
             // gone (its drop cleared the interest before): nobody else will
@@ -534,7 +540,7 @@ impl Task {
         }
         header.join_waker.with(|slot| {
             // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the `Join`
-            // no longer writes the slot, and only we read it.
+            // no longer writes the slot (it may still read it).
             if let Some(waker) = unsafe { &*slot } {
                 // Someone else's waker: a panic in it must not unwind
                 // through the runner (a worker's loop, a pool thread).
@@ -550,7 +556,8 @@ impl Task {
                 // alone; with the flag clear, nobody else will touch it.
                 unsafe { (*slot).take() }
             });
-            drop(waker);
+            // Someone else's destructor, as above.
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(waker)));
         }
     }
 

@@ -34,10 +34,21 @@ impl<T> Join<T> {
     ///
     /// If called again after it returned `Ready`.
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
-        let header = self.task.header();
-        let mut current = header.state.load(Ordering::Acquire);
+        let mut current = self.task.header().state.load(Ordering::Acquire);
         if current & COMPLETE == 0 && self.publish(cx, &mut current) {
             return Poll::Pending;
+        }
+        let header = self.task.header();
+        if current & JOIN_WAKER == 0 {
+            // Handed back by the runner, or never published: the waker
+            // need not wait for this handle's drop to go (a handle kept
+            // after `Ready` would keep its waiter's task alive).
+            let waiter = header.join_waker.with_mut(|slot| {
+                // SAFETY: `COMPLETE` with `JOIN_WAKER` clear: the runner is
+                // done with the slot, and it is ours.
+                unsafe { (*slot).take() }
+            });
+            drop(waiter);
         }
         let mut output: Option<Result<T, JoinError>> = None;
         // SAFETY: the task is `COMPLETE` (seen with `Acquire`), this is its
@@ -52,9 +63,9 @@ impl<T> Join<T> {
 
     /// Leaves `cx`'s waker published in the slot, for the runner: true if
     /// it is, false if the task completed first (`current`, the state last
-    /// read, then has `COMPLETE`). Only `poll_join` calls it, through the
-    /// one `Join`'s `&mut`: no other thread writes the slot meanwhile.
-    fn publish(&self, cx: &mut Context<'_>, current: &mut usize) -> bool {
+    /// read, then has `COMPLETE`). `&mut`: this is the one `Join`, so no
+    /// other thread writes the slot meanwhile.
+    fn publish(&mut self, cx: &mut Context<'_>, current: &mut usize) -> bool {
         let header = self.task.header();
         if *current & JOIN_WAKER != 0 {
             let same = header.join_waker.with(|slot| {

@@ -539,3 +539,77 @@ fn the_header_is_forty_bytes_and_the_stage_adds_no_tag() {
         std::mem::size_of::<Big>()
     );
 }
+
+/// A future whose drop panics after it returned an output whose drop
+/// panics too: the task still completes, with the panic as its join
+/// error, and the runner does not unwind.
+#[test]
+fn an_output_and_a_future_that_both_panic_in_their_drops_still_complete() {
+    #[derive(Debug)]
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop boom");
+        }
+    }
+    struct ReadyThenPanicOnDrop(Option<PanicOnDrop>, PanicOnDrop);
+    impl Future for ReadyThenPanicOnDrop {
+        type Output = PanicOnDrop;
+        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<PanicOnDrop> {
+            Poll::Ready(self.0.take().expect("polled once"))
+        }
+    }
+    let queue = Queue::default();
+    let (task, mut join) = spawn(ReadyThenPanicOnDrop(Some(PanicOnDrop), PanicOnDrop), queue);
+    assert!(task.run(), "the task completed");
+    assert!(join_error(&mut join).is_panic());
+}
+
+/// A join waker whose wake drops the `Join` (an executor that runs the
+/// waiter inline, say) and whose own drop panics: the runner drops the
+/// waker the `Join` left it, and the panic stays out of the run.
+#[test]
+fn a_join_waker_that_drops_the_join_and_panics_in_its_drop_stays_out_of_the_run() {
+    struct DropsJoin {
+        join: Mutex<Option<Join<u32>>>,
+        dropped: Arc<AtomicUsize>,
+    }
+    impl Wake for DropsJoin {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            drop(self.join.lock().unwrap().take());
+        }
+    }
+    impl Drop for DropsJoin {
+        fn drop(&mut self) {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            panic!("waker drop boom");
+        }
+    }
+    let queue = Queue::default();
+    let gate = Gate::default();
+    let (task, mut join) = spawn(gate.wait(), queue.clone());
+    assert!(!task.run());
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let waiter = Arc::new(DropsJoin {
+        join: Mutex::new(None),
+        dropped: dropped.clone(),
+    });
+    let waker = Waker::from(waiter.clone());
+    assert!(join
+        .poll_join(&mut Context::from_waker(&waker))
+        .is_pending());
+    *waiter.join.lock().unwrap() = Some(join);
+    // The published clone in the slot is now the waiter's last reference.
+    drop((waker, waiter));
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    gate.open(1);
+    assert!(queue.pop().unwrap().run(), "the task completed");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the runner dropped the waker"
+    );
+}
