@@ -6,12 +6,16 @@
 //!   eventfds, terminals), for [`Async`](crate::Async);
 //! * `getsockopt(SO_PEERCRED)` for [`UnixStream::peer_cred`](crate::UnixStream::peer_cred)
 //!   (std's is unstable, socket2 has none);
-//! * `recvfrom` and `sendto` for a stream's reads and writes, through
-//!   `syscall(2)` rather than glibc's `recv` and `send`: those are
+//! * `recvfrom` and `sendto` for a stream's reads and writes, as raw
+//!   syscalls rather than glibc's `recv` and `send`: those are
 //!   thread-cancellation points, and once a process has a second thread
 //!   (a worker, a blocking-pool thread) each call pays for the
 //!   cancellation bookkeeping, for a feature Rust code never uses
-//!   (bench/README.md has the cost).
+//!   (bench/README.md has the cost). On x86-64 and AArch64 the syscall
+//!   instruction is made in place ([`syscall6`]), which also skips libc's
+//!   `syscall` wrapper and `errno`: in a single-threaded process, where
+//!   glibc's `recv` takes a short path, the wrapper made each read and
+//!   write cost one to two instructions more than glibc's.
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -29,10 +33,99 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A raw syscall's `-1` as the `io::Error` of `errno`.
-fn check_len(rc: libc::c_long) -> io::Result<usize> {
+/// `syscall(2)` of `number` with six arguments: the count it returned, or
+/// the error. The instruction itself, made in place: no libc wrapper, and
+/// the error comes from the return value (`-errno`) rather than through
+/// `errno`.
+///
+/// # Safety
+///
+/// The arguments are valid for syscall `number`, as for `syscall(2)`.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
+    let rc: isize;
+    // SAFETY: the caller's promise for the arguments. The x86-64 Linux
+    // syscall ABI: the number in rax, the arguments in rdi, rsi, rdx, r10,
+    // r8 and r9, the result in rax; the instruction clobbers rcx and r11.
+    // Without `nomem` the compiler keeps every memory access on its side
+    // of the call: the kernel reads and writes what the arguments point at.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") number as isize => rc,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    syscall_result(rc)
+}
+
+/// [`syscall6`] on AArch64 Linux.
+///
+/// # Safety
+///
+/// As on x86-64.
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+#[inline(always)]
+unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
+    let rc: isize;
+    // SAFETY: the caller's promise for the arguments. The AArch64 Linux
+    // syscall ABI: the number in x8, the arguments in x0 to x5, the result
+    // in x0. Memory as on x86-64.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") number as usize,
+            inlateout("x0") args[0] => rc,
+            in("x1") args[1],
+            in("x2") args[2],
+            in("x3") args[3],
+            in("x4") args[4],
+            in("x5") args[5],
+            options(nostack),
+        );
+    }
+    syscall_result(rc)
+}
+
+/// [`syscall6`] elsewhere: libc's `syscall`, and `errno`.
+///
+/// # Safety
+///
+/// As on x86-64.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[inline(always)]
+unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
+    // SAFETY: the caller's promise for the arguments.
+    let rc = unsafe { libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) };
     if rc < 0 {
         Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// A raw syscall's return: `-errno` (from -4095 to -1) on failure, else
+/// the count.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[inline(always)]
+fn syscall_result(rc: isize) -> io::Result<usize> {
+    if (-4095..0).contains(&rc) {
+        Err(io::Error::from_raw_os_error(-rc as i32))
     } else {
         Ok(rc as usize)
     }
@@ -60,18 +153,19 @@ fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<us
     // matter), and the kernel writes at most that many; the address
     // arguments are null, which `recvfrom` takes as "no address wanted".
     // `fd` is a live descriptor for the call (borrowed).
-    let rc = unsafe {
-        libc::syscall(
+    unsafe {
+        syscall6(
             libc::SYS_recvfrom,
-            fd.as_raw_fd(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            0,
-            std::ptr::null_mut::<libc::sockaddr>(),
-            std::ptr::null_mut::<libc::socklen_t>(),
+            [
+                fd.as_raw_fd() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+                0,
+                0,
+                0,
+            ],
         )
-    };
-    check_len(rc)
+    }
 }
 
 /// A read's destination that may be uninitialised (the unfilled part of
@@ -110,18 +204,19 @@ pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Re
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole
     // call; a null address with length 0 is `send`. `fd` is a live
     // descriptor for the call (borrowed).
-    let rc = unsafe {
-        libc::syscall(
+    unsafe {
+        syscall6(
             libc::SYS_sendto,
-            fd.as_raw_fd(),
-            buf.as_ptr(),
-            buf.len(),
-            flags,
-            std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
+            [
+                fd.as_raw_fd() as usize,
+                buf.as_ptr() as usize,
+                buf.len(),
+                flags as usize,
+                0,
+                0,
+            ],
         )
-    };
-    check_len(rc)
+    }
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s open file description and returns
