@@ -11,7 +11,7 @@
 //!   thread-cancellation points, and once a process has a second thread
 //!   (a worker, a blocking-pool thread) each call pays for the
 //!   cancellation bookkeeping, for a feature Rust code never uses
-//!   (bench/README.md has the cost). On x86-64 and AArch64 the syscall
+//!   (bench/README.md has the cost). On 64-bit x86 and AArch64 Linux the syscall
 //!   instruction is made in place ([`syscall6`]), which also skips libc's
 //!   `syscall` wrapper and `errno`: in a single-threaded process, where
 //!   glibc's `recv` takes a short path, the wrapper made each read and
@@ -41,15 +41,21 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
 /// # Safety
 ///
 /// The arguments are valid for syscall `number`, as for `syscall(2)`.
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(
+    target_os = "linux",
+    target_arch = "x86_64",
+    target_pointer_width = "64"
+))]
 #[inline(always)]
 unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
     let rc: isize;
     // SAFETY: the caller's promise for the arguments. The x86-64 Linux
     // syscall ABI: the number in rax, the arguments in rdi, rsi, rdx, r10,
-    // r8 and r9, the result in rax; the instruction clobbers rcx and r11.
-    // Without `nomem` the compiler keeps every memory access on its side
-    // of the call: the kernel reads and writes what the arguments point at.
+    // r8 and r9, the result in rax; the instruction clobbers rcx and r11,
+    // and the kernel keeps every other register. `nostack`: the kernel
+    // runs on its own stack, and signal frames skip the red zone. Without
+    // `nomem` the compiler keeps every memory access on its side of the
+    // call: the kernel reads and writes what the arguments point at.
     unsafe {
         std::arch::asm!(
             "syscall",
@@ -72,14 +78,21 @@ unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> 
 ///
 /// # Safety
 ///
-/// As on x86-64.
-#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+/// The arguments are valid for syscall `number`, as for `syscall(2)`.
+#[cfg(all(
+    target_os = "linux",
+    target_arch = "aarch64",
+    target_pointer_width = "64"
+))]
 #[inline(always)]
 unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
     let rc: isize;
     // SAFETY: the caller's promise for the arguments. The AArch64 Linux
     // syscall ABI: the number in x8, the arguments in x0 to x5, the result
-    // in x0. Memory as on x86-64.
+    // in x0; the kernel keeps the other general registers (it may discard
+    // SVE state beyond the vector registers' low bits, which Rust code does
+    // not keep live across a call either). No red zone on AArch64 Linux,
+    // and memory as on x86-64.
     unsafe {
         std::arch::asm!(
             "svc 0",
@@ -100,10 +113,11 @@ unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> 
 ///
 /// # Safety
 ///
-/// As on x86-64.
+/// The arguments are valid for syscall `number`, as for `syscall(2)`.
 #[cfg(not(all(
     target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_pointer_width = "64"
 )))]
 #[inline(always)]
 unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> {
@@ -116,19 +130,32 @@ unsafe fn syscall6(number: libc::c_long, args: [usize; 6]) -> io::Result<usize> 
     }
 }
 
-/// A raw syscall's return: `-errno` (from -4095 to -1) on failure, else
-/// the count.
+/// A raw syscall's return: `-errno` on failure, else the count. The
+/// kernel's errors are -4095 to -1; any other negative value (which only a
+/// tracer that rewrites results could produce) is an error too, never a
+/// count.
 #[cfg(all(
     target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_pointer_width = "64"
 ))]
 #[inline(always)]
 fn syscall_result(rc: isize) -> io::Result<usize> {
-    if (-4095..0).contains(&rc) {
+    if rc >= 0 {
+        Ok(rc as usize)
+    } else if rc >= -4095 {
         Err(io::Error::from_raw_os_error(-rc as i32))
     } else {
-        Ok(rc as usize)
+        Err(impossible_result(rc as i64))
     }
+}
+
+/// The error for a syscall result the kernel never gives (out of line: the
+/// hot paths stay small).
+#[cold]
+#[inline(never)]
+fn impossible_result(rc: i64) -> io::Error {
+    io::Error::other(format!("a syscall returned {rc}"))
 }
 
 /// `recvfrom(fd, buf, len, 0, NULL, NULL)`: `recv(2)`, without glibc's
@@ -153,7 +180,7 @@ fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<us
     // matter), and the kernel writes at most that many; the address
     // arguments are null, which `recvfrom` takes as "no address wanted".
     // `fd` is a live descriptor for the call (borrowed).
-    unsafe {
+    let n = unsafe {
         syscall6(
             libc::SYS_recvfrom,
             [
@@ -165,7 +192,14 @@ fn recv_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<us
                 0,
             ],
         )
+    }?;
+    // The kernel never returns more than it was offered; this count is
+    // what callers mark as initialised, so it is not taken on trust (a
+    // tracer can rewrite a syscall's result).
+    if n > buf.len() {
+        return Err(impossible_result(n as i64));
     }
+    Ok(n)
 }
 
 /// A read's destination that may be uninitialised (the unfilled part of
@@ -339,4 +373,30 @@ pub(crate) fn fill_hyper_initialized(
     // which `n` bytes (at most its length, checked) are recorded.
     unsafe { buf.advance(n) };
     std::task::Poll::Ready(Ok(()))
+}
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_pointer_width = "64"
+))]
+mod syscall_tests {
+    use super::syscall_result;
+    use std::io;
+
+    #[test]
+    fn a_raw_return_is_a_count_an_errno_or_an_error_never_a_huge_count() {
+        assert_eq!(syscall_result(5).unwrap(), 5);
+        assert_eq!(syscall_result(0).unwrap(), 0);
+        let again = syscall_result(-libc::EAGAIN as isize).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(again.raw_os_error(), Some(libc::EAGAIN));
+        assert_eq!(
+            syscall_result(-4095).unwrap_err().raw_os_error(),
+            Some(4095)
+        );
+        assert!(syscall_result(-4096).is_err(), "below the kernel's errors");
+        assert!(syscall_result(isize::MIN).is_err());
+    }
 }
