@@ -184,8 +184,13 @@ fn a_finished_readers_waker_does_not_keep_the_registration() {
     let stream = Arc::new(stream);
     // The reader, on worker 1: one request, then done. Its first event
     // moves the registration from worker 0 (where `block_on`'s thread made
-    // it) to worker 1.
+    // it) to worker 1. It stays unfinished until the test has seen that
+    // move: a driver decides a move after the wake, and skips a task that
+    // has finished by then, so a reader done within that moment would
+    // keep the registration where it is (the connection still works, with
+    // remote wakes).
     let (parked, reader_parked) = mpsc::channel();
+    let (finish, may_finish) = futures_channel::oneshot::channel::<()>();
     let reader = {
         let stream = stream.clone();
         runtime.spawn_on(1, async move {
@@ -203,10 +208,31 @@ fn a_finished_readers_waker_does_not_keep_the_registration() {
             })
             .await
             .unwrap();
+            may_finish.await.unwrap();
         })
     };
     reader_parked.recv_timeout(PEER_TIMEOUT).unwrap();
     peer.write_all(b"GET!").unwrap();
+    // A worker publishes its counters once per tick, before its reactor
+    // turn, and a move is made at the end of a turn: an idle worker may not
+    // have published its last one yet. The metrics have no event to wait
+    // for; a bounded look every 10 ms is the wait.
+    let moved_to = |expected: [u64; 2]| {
+        let deadline = std::time::Instant::now() + PEER_TIMEOUT;
+        let mut moved: Vec<u64> = each(&runtime, |w| w.moved_registrations);
+        while moved != expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            moved = each(&runtime, |w| w.moved_registrations);
+        }
+        moved
+    };
+    assert_eq!(
+        moved_to([1, 0]),
+        [1, 0],
+        "the reader's event moved the registration to worker 1; the workers: {:#?}",
+        runtime.metrics().workers()
+    );
+    finish.send(()).unwrap();
     run_on(&runtime, reader).unwrap();
     // The writer, on worker 0: a response that fills the small buffers
     // many times, so that it waits for room, woken by worker 1's events
@@ -219,18 +245,8 @@ fn a_finished_readers_waker_does_not_keep_the_registration() {
     peer.set_read_timeout(Some(PEER_TIMEOUT)).unwrap();
     peer.read_exact(&mut received).unwrap();
     run_on(&runtime, writer).unwrap();
-    // A worker publishes its counters once per tick, before its reactor
-    // turn, and a move is made at the end of a turn: an idle worker may not
-    // have published its last one yet. The metrics have no event to wait
-    // for; a bounded look every 10 ms is the wait.
-    let deadline = std::time::Instant::now() + PEER_TIMEOUT;
-    let mut moved: Vec<u64> = each(&runtime, |w| w.moved_registrations);
-    while moved != [1, 1] && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-        moved = each(&runtime, |w| w.moved_registrations);
-    }
     assert_eq!(
-        moved,
+        moved_to([1, 1]),
         [1, 1],
         "moves away from worker 0 and from worker 1; the workers: {:#?}",
         runtime.metrics().workers()
